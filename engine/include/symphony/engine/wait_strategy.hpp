@@ -1,0 +1,88 @@
+#pragma once
+// How a consumer waits for data (or a producer for space): spin, then yield, then sleep on the
+// ring's doorbell. Each phase is bounded by its iteration count; `busy_spin` never sleeps.
+
+#include <sched.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "symphony/engine/doorbell.hpp"
+
+namespace symphony::engine {
+
+enum class WaitKind : std::uint8_t {
+  busy_spin,        // lowest latency, burns a core
+  spin_then_yield,  // spins, then sched_yield()s: for more runnable threads than cores
+  spin_then_sleep,  // spins, yields a little, then sleeps on a futex: an idle wait costs no CPU
+};
+
+struct WaitStrategy {
+  WaitKind kind = WaitKind::spin_then_sleep;
+  std::uint32_t spin_iterations = 4096;  // pause-instruction polls before yielding
+  std::uint32_t yield_iterations = 16;   // sched_yield polls before sleeping
+
+  static constexpr WaitStrategy busy() { return {WaitKind::busy_spin, 0, 0}; }
+  static constexpr WaitStrategy yielding() { return {WaitKind::spin_then_yield, 256, 0}; }
+  static constexpr WaitStrategy sleeping() { return {}; }
+};
+
+// Counts kept by a waiting side (local, not shared).
+struct WaitStats {
+  std::uint64_t sleeps = 0;     // FUTEX_WAIT calls made
+  std::uint64_t timeouts = 0;   // of those, how many ended by timeout
+};
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls `attempt()` until it returns something whose `would_block()` is false, following
+// `strategy`, sleeping on `bell` in the last phase. Returns the last attempt: still
+// would_block() if `deadline` passed. `attempt` must read the shared index with seq_cst loads
+// (see doorbell.hpp).
+template <typename Attempt>
+auto wait_until(Attempt&& attempt, DoorbellRef bell, const WaitStrategy& strategy,
+                std::chrono::steady_clock::time_point deadline, WaitStats* stats = nullptr) {
+  auto result = attempt();
+  if (!result.would_block()) return result;
+  for (std::uint32_t i = 0; i < strategy.spin_iterations; ++i) {
+    cpu_relax();
+    result = attempt();
+    if (!result.would_block()) return result;
+  }
+  std::uint32_t yields = 0;
+  for (;;) {
+    if (std::chrono::steady_clock::now() >= deadline) return result;
+    if (strategy.kind == WaitKind::busy_spin) {
+      for (int i = 0; i < 64; ++i) cpu_relax();
+    } else if (strategy.kind == WaitKind::spin_then_yield ||
+               yields < strategy.yield_iterations) {
+      ++yields;
+      sched_yield();
+    } else {
+      const std::uint32_t ticket = bell.prepare_wait();
+      result = attempt();
+      if (!result.would_block()) {
+        bell.finish_wait();
+        return result;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      const auto reason = bell.wait(ticket, deadline > now ? deadline - now
+                                                            : std::chrono::nanoseconds(0));
+      bell.finish_wait();
+      if (stats != nullptr) {
+        ++stats->sleeps;
+        if (reason == WakeReason::timed_out) ++stats->timeouts;
+      }
+    }
+    result = attempt();
+    if (!result.would_block()) return result;
+  }
+}
+
+}  // namespace symphony::engine
