@@ -66,12 +66,16 @@ class MpmcRing {
   layouts::MpmcParticipant* participant(std::uint64_t index) const noexcept {
     return participants_ + index;
   }
-  // Resolves one stuck position if its claimer is dead. True if it unblocked it.
-  bool recover_stuck_position(layouts::MpmcRole role, std::uint64_t position) noexcept;
+  // Unblocks `position`, held by a claimer of `role` that is gone (dead, or a handle being
+  // destroyed with its loan/take open), unless a live participant of that role may hold it.
+  // True if it changed the slot.
+  bool resolve_position(layouts::MpmcRole role, std::uint64_t position,
+                        std::uint64_t ignore_entry) noexcept;
 
  private:
   MpmcRing(ShmSegment segment, layouts::MpmcGeometry geometry) noexcept;
-  bool claimer_alive(layouts::MpmcRole role, std::uint64_t position) const noexcept;
+  bool live_claimer(layouts::MpmcRole role, std::uint64_t position,
+                    std::uint64_t ignore_entry) const noexcept;
 
   ShmSegment segment_;
   layouts::MpmcGeometry geometry_;
@@ -80,24 +84,29 @@ class MpmcRing {
   std::byte* slots_;
 };
 
-// Shared by producer and consumer: the participant entry and stuck-slot detection.
+// Shared by producer and consumer: the participant entry, the held slot and stuck detection.
 class MpmcHandle {
  public:
   MpmcHandle(MpmcHandle&& other) noexcept;
   MpmcHandle& operator=(MpmcHandle&&) = delete;
   MpmcHandle(const MpmcHandle&) = delete;
+  // A producer's unpublished loan is abandoned (consumers skip it); a consumer's unreleased
+  // take is released. Then the participant entry is freed.
   ~MpmcHandle();
 
  protected:
-  MpmcHandle(MpmcRing& ring, std::uint64_t entry) noexcept : ring_(&ring), entry_(entry) {}
+  MpmcHandle(MpmcRing& ring, std::uint64_t entry, layouts::MpmcRole role) noexcept
+      : ring_(&ring), entry_(entry), role_(role) {}
   static Result<std::uint64_t> register_participant(MpmcRing& ring, layouts::MpmcRole role);
   void set_intent(std::uint64_t position) noexcept;
   void clear_intent() noexcept;
-  // Called when the same position has blocked us again; runs recovery now and then.
-  void note_stuck(layouts::MpmcRole role, std::uint64_t position) noexcept;
+  // Called each time `position` blocks us; now and then runs recovery of dead participants.
+  void note_stuck(std::uint64_t position) noexcept;
 
   MpmcRing* ring_;
   std::uint64_t entry_;
+  layouts::MpmcRole role_;
+  std::uint64_t held_ = layouts::kMpmcNoIntent;  // the loaned or taken position
   std::uint64_t stuck_position_ = layouts::kMpmcNoIntent;
   std::uint32_t stuck_polls_ = 0;
   std::chrono::steady_clock::time_point stuck_since_{};
@@ -112,11 +121,11 @@ class MpmcProducer : public MpmcHandle {
   [[nodiscard]] RingStatus try_write(std::span<const std::byte> payload) noexcept;
   [[nodiscard]] Loan loan(std::size_t length, const WaitStrategy& strategy,
                           std::chrono::steady_clock::time_point deadline) noexcept;
+  std::uint64_t max_payload() const noexcept { return ring_->max_payload(); }
   const WaitStats& wait_stats() const noexcept { return wait_stats_; }
 
  private:
   using MpmcHandle::MpmcHandle;
-  std::uint64_t loaned_position_ = layouts::kMpmcNoIntent;
   WaitStats wait_stats_;
 };
 
@@ -128,12 +137,12 @@ class MpmcConsumer : public MpmcHandle {
   void release() noexcept;
   [[nodiscard]] Frame take(const WaitStrategy& strategy,
                            std::chrono::steady_clock::time_point deadline) noexcept;
+  // Abandoned slots this consumer stepped over.
   std::uint64_t abandoned_skipped() const noexcept { return abandoned_skipped_; }
   const WaitStats& wait_stats() const noexcept { return wait_stats_; }
 
  private:
   using MpmcHandle::MpmcHandle;
-  std::uint64_t taken_position_ = layouts::kMpmcNoIntent;
   std::uint64_t abandoned_skipped_ = 0;
   WaitStats wait_stats_;
 };

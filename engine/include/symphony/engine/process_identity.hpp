@@ -32,4 +32,16 @@ bool is_alive(const ProcessIdentity& who) noexcept;
 // Reads and writes the shared-memory record (pid and start time, each atomically).
 ProcessIdentity load_identity(const layouts::ProcessIdentityRecord& record) noexcept;
 
+enum class ClaimOutcome {
+  claimed,         // the record was free (pid 0)
+  took_over,       // the record named a dead process
+  held_by_live,    // a live process (possibly this one) holds it: nothing changed
+};
+
+// Claims `record` for the calling process with a CAS on its pid, then writes our start time.
+// Two claimers racing for a dead holder's record cannot both win: the CAS expects that pid.
+ClaimOutcome claim_identity(layouts::ProcessIdentityRecord& record) noexcept;
+// Frees `record` if the calling process holds it.
+void release_identity(layouts::ProcessIdentityRecord& record) noexcept;
+
 }  // namespace symphony::engine

@@ -51,6 +51,9 @@ class ShmSegment {
   // The generation recorded at creation: 1 for a fresh name, previous + 1 after a replacement.
   std::uint64_t generation() const noexcept { return generation_; }
 
+  // The creator calls this once the body is initialised: open() refuses a segment until then.
+  void mark_ready() noexcept;
+
  private:
   ShmSegment(std::string name, int fd, std::byte* base, std::size_t size, bool owner,
              bool unlink_on_destroy, std::uint64_t generation) noexcept;

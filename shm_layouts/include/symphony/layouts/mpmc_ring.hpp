@@ -32,6 +32,9 @@ namespace symphony::layouts {
 
 inline constexpr std::uint64_t kMpmcTombstone = 1ULL << 63;
 inline constexpr std::uint64_t kMpmcNoIntent = ~0ULL;
+// Written over a dead participant's pid while its entry is being cleaned up, so that only one
+// process cleans it.
+inline constexpr std::uint32_t kMpmcRecoveringPid = 0xFFFFFFFFu;
 
 struct MpmcSlotHeader {
   std::uint64_t sequence;
@@ -49,15 +52,16 @@ enum class MpmcRole : std::uint32_t { none = 0, producer = 1, consumer = 2 };
 // One per attached producer or consumer handle; a cache line each, since `intent` is written
 // on every claim.
 struct alignas(kCacheLine) MpmcParticipant {
-  std::uint32_t pid;    // 0: free entry; claimed by CAS 0 -> pid
-  std::uint32_t role;   // MpmcRole
-  std::uint64_t start_time;  // 0 until the claimer has written it
-  std::uint64_t intent;      // position being claimed or held, kMpmcNoIntent when idle
-  std::uint64_t reserved[5];
+  ProcessIdentityRecord owner;  // pid 0: free entry; claimed by CAS 0 -> pid
+  std::uint64_t intent;         // position being claimed or held, kMpmcNoIntent when idle
+  std::uint32_t role;           // MpmcRole
+  std::uint32_t reserved0;
+  std::uint64_t reserved[4];
 };
 static_assert(sizeof(MpmcParticipant) == kCacheLine);
-static_assert(offsetof(MpmcParticipant, start_time) == 8);
+static_assert(offsetof(MpmcParticipant, owner) == 0);
 static_assert(offsetof(MpmcParticipant, intent) == 16);
+static_assert(offsetof(MpmcParticipant, role) == 24);
 static_assert(std::is_standard_layout_v<MpmcParticipant>);
 static_assert(std::is_trivially_copyable_v<MpmcParticipant>);
 

@@ -1,0 +1,42 @@
+#include "symphony/engine/error.hpp"
+
+#include <cstring>
+
+#include "symphony/engine/ring_status.hpp"
+
+namespace symphony::engine {
+
+const char* to_string(Errc code) noexcept {
+  switch (code) {
+    case Errc::invalid_argument: return "invalid argument";
+    case Errc::system_error: return "system error";
+    case Errc::not_found: return "not found";
+    case Errc::owner_alive: return "owner alive";
+    case Errc::invalid_layout: return "invalid layout";
+    case Errc::role_taken: return "role taken";
+    case Errc::table_full: return "participant table full";
+  }
+  return "unknown error";
+}
+
+const char* to_string(RingStatus status) noexcept {
+  switch (status) {
+    case RingStatus::ok: return "ok";
+    case RingStatus::full: return "full";
+    case RingStatus::empty: return "empty";
+    case RingStatus::oversize: return "oversize";
+    case RingStatus::corrupt: return "corrupt";
+    case RingStatus::busy: return "busy";
+  }
+  return "unknown";
+}
+
+Error Error::from_layout(const layouts::LayoutError& e) {
+  return Error{Errc::invalid_layout, std::string(layouts::to_string(e.code)) + ": " + e.message};
+}
+
+Error Error::from_errno(const std::string& what, int errno_value) {
+  return Error{Errc::system_error, what + ": " + std::strerror(errno_value)};
+}
+
+}  // namespace symphony::engine

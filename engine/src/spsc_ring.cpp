@@ -1,0 +1,307 @@
+#include "symphony/engine/spsc_ring.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <utility>
+
+#include "symphony/engine/process_identity.hpp"
+
+namespace symphony::engine {
+namespace {
+
+using layouts::SpscFrameHeader;
+using layouts::SpscRingHeader;
+
+std::atomic_ref<std::uint64_t> index_ref(std::uint64_t& index) noexcept {
+  return std::atomic_ref<std::uint64_t>(index);
+}
+
+std::atomic_ref<std::uint64_t> counter_ref(std::uint64_t& counter) noexcept {
+  return std::atomic_ref<std::uint64_t>(counter);
+}
+
+// Claims a role record; on takeover from a dead holder, counts it.
+Result<void> claim_role(layouts::ProcessIdentityRecord& record, std::uint64_t& takeovers,
+                        const char* role) {
+  switch (claim_identity(record)) {
+    case ClaimOutcome::claimed: return {};
+    case ClaimOutcome::took_over:
+      counter_ref(takeovers).fetch_add(1, std::memory_order_relaxed);
+      return {};
+    case ClaimOutcome::held_by_live: break;
+  }
+  const ProcessIdentity holder = load_identity(record);
+  return tl::unexpected(Error{Errc::role_taken, std::string("the ring already has a live ") +
+                                                    role + " (pid " +
+                                                    std::to_string(holder.pid) + ")"});
+}
+
+Error corrupt_at_attach(const char* what, std::uint64_t write_index, std::uint64_t read_index) {
+  return Error{Errc::invalid_layout, std::string(what) + ": write_index " +
+                                         std::to_string(write_index) + " and read_index " +
+                                         std::to_string(read_index) + " are impossible"};
+}
+
+}  // namespace
+
+// ---- SpscRing ---------------------------------------------------------------------------------
+
+SpscRing::SpscRing(ShmSegment segment, layouts::SpscGeometry geometry) noexcept
+    : segment_(std::move(segment)),
+      geometry_(geometry),
+      header_(reinterpret_cast<SpscRingHeader*>(segment_.body())),
+      data_(segment_.base() + geometry.data_offset) {}
+
+Result<SpscRing> SpscRing::create(std::string_view name, const SpscRingOptions& options) {
+  const std::uint64_t capacity = options.capacity;
+  if (!layouts::is_power_of_two(capacity) || capacity < layouts::kSpscMinCapacity ||
+      capacity > (1ULL << 40)) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "SPSC capacity " + std::to_string(capacity) +
+                                    " must be a power of two between " +
+                                    std::to_string(layouts::kSpscMinCapacity) + " and 2^40"});
+  }
+  const std::uint64_t largest = layouts::spsc_max_payload_for(capacity);
+  const std::uint64_t max_payload = options.max_payload == 0 ? largest : options.max_payload;
+  if (max_payload > largest) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "SPSC max_payload " + std::to_string(max_payload) +
+                                    " exceeds " + std::to_string(largest) +
+                                    " (half the capacity, minus the frame header)"});
+  }
+  auto segment = ShmSegment::create(name, layouts::SegmentKind::spsc_ring,
+                                    layouts::spsc_body_size(capacity), options.segment);
+  if (!segment) return tl::unexpected(std::move(segment.error()));
+  auto* header = reinterpret_cast<SpscRingHeader*>(segment->body());
+  std::memset(static_cast<void*>(header), 0, sizeof(SpscRingHeader));
+  header->capacity = capacity;
+  header->max_payload = max_payload;
+  header->data_offset = layouts::kSegmentHeaderSize + layouts::kSpscRingHeaderSize;
+  segment->mark_ready();
+  const layouts::SpscGeometry geometry{capacity, max_payload, header->data_offset};
+  return SpscRing(std::move(*segment), geometry);
+}
+
+Result<SpscRing> SpscRing::open(std::string_view name) {
+  auto segment = ShmSegment::open(name, layouts::SegmentKind::spsc_ring);
+  if (!segment) return tl::unexpected(std::move(segment.error()));
+  auto geometry = layouts::verify_spsc_ring(segment->base(), segment->size());
+  if (!geometry) {
+    auto error = Error::from_layout(geometry.error());
+    error.message = "segment '" + std::string(name) + "': " + error.message;
+    return tl::unexpected(std::move(error));
+  }
+  return SpscRing(std::move(*segment), *geometry);
+}
+
+// ---- SpscProducer -----------------------------------------------------------------------------
+
+SpscProducer::SpscProducer(SpscRing& ring) noexcept
+    : header_(ring.header()), data_(ring.data()), geometry_(ring.geometry()) {}
+
+SpscProducer::SpscProducer(SpscProducer&& other) noexcept
+    : header_(other.header_),
+      data_(other.data_),
+      geometry_(other.geometry_),
+      write_index_(other.write_index_),
+      pending_index_(other.pending_index_),
+      read_index_cache_(other.read_index_cache_),
+      frames_pending_(other.frames_pending_),
+      frames_published_(other.frames_published_),
+      corrupt_(other.corrupt_),
+      attached_(std::exchange(other.attached_, false)),
+      wait_stats_(other.wait_stats_) {}
+
+SpscProducer::~SpscProducer() {
+  if (attached_) release_identity(header_->producer);
+}
+
+Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
+  SpscRingHeader* header = ring.header();
+  if (auto claimed = claim_role(header->producer, header->producer_takeovers, "producer");
+      !claimed) {
+    return tl::unexpected(std::move(claimed.error()));
+  }
+  SpscProducer producer(ring);
+  producer.attached_ = true;
+  // A previous producer's loaned-but-unpublished frames were never visible: resume from the
+  // published index.
+  const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
+  const std::uint64_t write_index = index_ref(header->write_index).load(std::memory_order_seq_cst);
+  if (!layouts::spsc_indices_consistent(write_index, read_index, ring.geometry().capacity)) {
+    return tl::unexpected(corrupt_at_attach("cannot produce", write_index, read_index));
+  }
+  producer.write_index_ = producer.pending_index_ = write_index;
+  producer.read_index_cache_ = read_index;
+  return producer;
+}
+
+bool SpscProducer::refresh_read_index() noexcept {
+  // seq_cst: a producer about to sleep on space_available must not miss a release (doorbell.hpp).
+  const std::uint64_t read_index = index_ref(header_->read_index).load(std::memory_order_seq_cst);
+  // The consumer can never be ahead of what we published, nor more than a ring behind.
+  if (read_index < read_index_cache_ ||
+      !layouts::spsc_indices_consistent(write_index_, read_index, geometry_.capacity)) {
+    corrupt_ = true;
+    return false;
+  }
+  read_index_cache_ = read_index;
+  return true;
+}
+
+Loan SpscProducer::try_loan(std::size_t length) noexcept {
+  if (corrupt_) return {{}, RingStatus::corrupt};
+  if (length > geometry_.max_payload) return {{}, RingStatus::oversize};
+  const std::uint64_t capacity = geometry_.capacity;
+  const std::uint64_t frame = layouts::spsc_frame_size(length);
+  std::uint64_t offset = pending_index_ & (capacity - 1);
+  const std::uint64_t tail = capacity - offset;
+  const std::uint64_t needed = frame <= tail ? frame : tail + frame;
+  if (pending_index_ + needed - read_index_cache_ > capacity) {
+    if (!refresh_read_index()) return {{}, RingStatus::corrupt};
+    if (pending_index_ + needed - read_index_cache_ > capacity) return {{}, RingStatus::full};
+  }
+  if (frame > tail) {
+    // Frames never split: cover the tail with padding and start again at offset 0.
+    const SpscFrameHeader padding{static_cast<std::uint32_t>(tail - sizeof(SpscFrameHeader)),
+                                  layouts::kFramePadding};
+    std::memcpy(data_ + offset, &padding, sizeof padding);
+    pending_index_ += tail;
+    offset = 0;
+  }
+  const SpscFrameHeader header{static_cast<std::uint32_t>(length), layouts::kFrameData};
+  std::memcpy(data_ + offset, &header, sizeof header);
+  pending_index_ += frame;
+  ++frames_pending_;
+  return {{data_ + offset + sizeof(SpscFrameHeader), length}, RingStatus::ok};
+}
+
+void SpscProducer::publish() noexcept {
+  if (pending_index_ == write_index_) return;
+  write_index_ = pending_index_;
+  // Release (the frames are visible before the index) and seq_cst (paired with a consumer's
+  // prepare_wait, so the doorbell check below cannot miss a sleeper).
+  index_ref(header_->write_index).store(write_index_, std::memory_order_seq_cst);
+  frames_published_ += frames_pending_;
+  frames_pending_ = 0;
+  DoorbellRef(&header_->data_available).ring();
+}
+
+RingStatus SpscProducer::try_write(std::span<const std::byte> payload) noexcept {
+  const Loan loan = try_loan(payload.size());
+  if (!loan.ok()) return loan.status;
+  if (!payload.empty()) std::memcpy(loan.bytes.data(), payload.data(), payload.size());
+  publish();
+  return RingStatus::ok;
+}
+
+Loan SpscProducer::loan(std::size_t length, const WaitStrategy& strategy,
+                        std::chrono::steady_clock::time_point deadline) noexcept {
+  return wait_until([&] { return try_loan(length); }, DoorbellRef(&header_->space_available),
+                    strategy, deadline, &wait_stats_);
+}
+
+// ---- SpscConsumer -----------------------------------------------------------------------------
+
+SpscConsumer::SpscConsumer(SpscRing& ring) noexcept
+    : header_(ring.header()), data_(ring.data()), geometry_(ring.geometry()) {}
+
+SpscConsumer::SpscConsumer(SpscConsumer&& other) noexcept
+    : header_(other.header_),
+      data_(other.data_),
+      geometry_(other.geometry_),
+      read_index_(other.read_index_),
+      pending_index_(other.pending_index_),
+      write_index_cache_(other.write_index_cache_),
+      frames_read_(other.frames_read_),
+      corrupt_(other.corrupt_),
+      attached_(std::exchange(other.attached_, false)),
+      wait_stats_(other.wait_stats_) {}
+
+SpscConsumer::~SpscConsumer() {
+  if (!attached_) return;
+  if (!corrupt_) release();
+  release_identity(header_->consumer);
+}
+
+Result<SpscConsumer> SpscConsumer::attach(SpscRing& ring) {
+  SpscRingHeader* header = ring.header();
+  if (auto claimed = claim_role(header->consumer, header->consumer_takeovers, "consumer");
+      !claimed) {
+    return tl::unexpected(std::move(claimed.error()));
+  }
+  SpscConsumer consumer(ring);
+  consumer.attached_ = true;
+  const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
+  const std::uint64_t write_index = index_ref(header->write_index).load(std::memory_order_seq_cst);
+  if (!layouts::spsc_indices_consistent(write_index, read_index, ring.geometry().capacity)) {
+    return tl::unexpected(corrupt_at_attach("cannot consume", write_index, read_index));
+  }
+  consumer.read_index_ = consumer.pending_index_ = read_index;
+  consumer.write_index_cache_ = write_index;
+  return consumer;
+}
+
+bool SpscConsumer::refresh_write_index() noexcept {
+  // seq_cst: paired with the producer's seq_cst publish for the sleep handshake.
+  const std::uint64_t write_index =
+      index_ref(header_->write_index).load(std::memory_order_seq_cst);
+  // The producer never goes back, never gets more than a ring ahead of what we released.
+  if (write_index < write_index_cache_ ||
+      !layouts::spsc_indices_consistent(write_index, read_index_, geometry_.capacity)) {
+    corrupt_ = true;
+    return false;
+  }
+  write_index_cache_ = write_index;
+  return true;
+}
+
+Frame SpscConsumer::try_read() noexcept {
+  if (corrupt_) return {{}, RingStatus::corrupt};
+  if (pending_index_ == write_index_cache_) {
+    if (!refresh_write_index()) return {{}, RingStatus::corrupt};
+    if (pending_index_ == write_index_cache_) return {{}, RingStatus::empty};
+  }
+  const std::uint64_t capacity = geometry_.capacity;
+  std::uint64_t offset = pending_index_ & (capacity - 1);
+  std::uint64_t available = write_index_cache_ - pending_index_;
+  // Copy the header out of shared memory once: a hostile writer cannot change it under us.
+  SpscFrameHeader header;
+  std::memcpy(&header, data_ + offset, sizeof header);
+  if (header.kind == layouts::kFramePadding) {
+    // Only a tail is ever padded, and never from offset 0 (a frame fits in half the ring).
+    const std::uint64_t tail = capacity - offset;
+    if (offset == 0 || header.length != tail - sizeof(SpscFrameHeader) || tail >= available) {
+      corrupt_ = true;
+      return {{}, RingStatus::corrupt};
+    }
+    pending_index_ += tail;
+    available -= tail;
+    offset = 0;
+    std::memcpy(&header, data_, sizeof header);
+  }
+  if (header.kind != layouts::kFrameData || header.length > geometry_.max_payload ||
+      layouts::spsc_frame_size(header.length) > available ||
+      layouts::spsc_frame_size(header.length) > capacity - offset) {
+    corrupt_ = true;
+    return {{}, RingStatus::corrupt};
+  }
+  pending_index_ += layouts::spsc_frame_size(header.length);
+  ++frames_read_;
+  return {{data_ + offset + sizeof(SpscFrameHeader), header.length}, RingStatus::ok};
+}
+
+void SpscConsumer::release() noexcept {
+  if (pending_index_ == read_index_) return;
+  read_index_ = pending_index_;
+  index_ref(header_->read_index).store(read_index_, std::memory_order_seq_cst);
+  DoorbellRef(&header_->space_available).ring();
+}
+
+Frame SpscConsumer::read(const WaitStrategy& strategy,
+                         std::chrono::steady_clock::time_point deadline) noexcept {
+  return wait_until([&] { return try_read(); }, DoorbellRef(&header_->data_available), strategy,
+                    deadline, &wait_stats_);
+}
+
+}  // namespace symphony::engine
