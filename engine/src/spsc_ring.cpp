@@ -16,6 +16,34 @@ std::atomic_ref<std::uint64_t> index_ref(std::uint64_t& index) noexcept {
   return std::atomic_ref<std::uint64_t>(index);
 }
 
+std::atomic_ref<std::uint32_t> commit_ref(std::byte* frame) noexcept {
+  return std::atomic_ref<std::uint32_t>(reinterpret_cast<SpscFrameHeader*>(frame)->commit);
+}
+
+std::uint32_t load_length(const std::byte* frame) noexcept {
+  return std::atomic_ref<const std::uint32_t>(
+             reinterpret_cast<const SpscFrameHeader*>(frame)->length)
+      .load(std::memory_order_relaxed);
+}
+
+// Bytes from `position` to the end of the committed frame there (data or padding), or 0 if no
+// committed, well-formed frame starts at `position`.
+std::uint64_t committed_frame_size(std::byte* data, const layouts::SpscGeometry& geometry,
+                                   std::uint64_t position) noexcept {
+  const std::uint64_t offset = position & (geometry.capacity - 1);
+  const std::uint64_t tail = geometry.capacity - offset;
+  const std::uint32_t commit = commit_ref(data + offset).load(std::memory_order_acquire);
+  const std::uint32_t length = load_length(data + offset);
+  if (commit == layouts::spsc_commit_word(layouts::kFramePadding, position)) {
+    return offset != 0 && length == tail - sizeof(SpscFrameHeader) ? tail : 0;
+  }
+  if (commit == layouts::spsc_commit_word(layouts::kFrameData, position) &&
+      length <= geometry.max_payload && layouts::spsc_frame_size(length) <= tail) {
+    return layouts::spsc_frame_size(length);
+  }
+  return 0;
+}
+
 std::atomic_ref<std::uint64_t> counter_ref(std::uint64_t& counter) noexcept {
   return std::atomic_ref<std::uint64_t>(counter);
 }
@@ -55,11 +83,11 @@ SpscRing::SpscRing(ShmSegment segment, layouts::SpscGeometry geometry) noexcept
 Result<SpscRing> SpscRing::create(std::string_view name, const SpscRingOptions& options) {
   const std::uint64_t capacity = options.capacity;
   if (!layouts::is_power_of_two(capacity) || capacity < layouts::kSpscMinCapacity ||
-      capacity > (1ULL << 40)) {
+      capacity > layouts::kSpscMaxCapacity) {
     return tl::unexpected(Error{Errc::invalid_argument,
                                 "SPSC capacity " + std::to_string(capacity) +
                                     " must be a power of two between " +
-                                    std::to_string(layouts::kSpscMinCapacity) + " and 2^40"});
+                                    std::to_string(layouts::kSpscMinCapacity) + " and 2^34"});
   }
   const std::uint64_t largest = layouts::spsc_max_payload_for(capacity);
   const std::uint64_t max_payload = options.max_payload == 0 ? largest : options.max_payload;
@@ -131,7 +159,16 @@ Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
   if (!layouts::spsc_indices_consistent(write_index, read_index, ring.geometry().capacity)) {
     return tl::unexpected(corrupt_at_attach("cannot produce", write_index, read_index));
   }
-  producer.write_index_ = producer.pending_index_ = write_index;
+  // A producer killed inside publish() may have committed frames (which the consumer may
+  // already have read) without storing write_index: resume after the last committed frame.
+  std::uint64_t end = write_index;
+  while (end - read_index < ring.geometry().capacity) {
+    const std::uint64_t size = committed_frame_size(ring.data(), ring.geometry(), end);
+    if (size == 0 || end + size - read_index > ring.geometry().capacity) break;
+    end += size;
+  }
+  if (end != write_index) index_ref(header->write_index).store(end, std::memory_order_seq_cst);
+  producer.write_index_ = producer.pending_index_ = end;
   producer.read_index_cache_ = read_index;
   return producer;
 }
@@ -163,24 +200,50 @@ Loan SpscProducer::try_loan(std::size_t length) noexcept {
   }
   if (frame > tail) {
     // Frames never split: cover the tail with padding and start again at offset 0.
-    const SpscFrameHeader padding{static_cast<std::uint32_t>(tail - sizeof(SpscFrameHeader)),
-                                  layouts::kFramePadding};
-    std::memcpy(data_ + offset, &padding, sizeof padding);
+    write_loaned_header(offset, static_cast<std::uint32_t>(tail - sizeof(SpscFrameHeader)),
+                        layouts::kFramePadding);
     pending_index_ += tail;
     offset = 0;
   }
-  const SpscFrameHeader header{static_cast<std::uint32_t>(length), layouts::kFrameData};
-  std::memcpy(data_ + offset, &header, sizeof header);
+  write_loaned_header(offset, static_cast<std::uint32_t>(length), layouts::kFrameData);
   pending_index_ += frame;
   ++frames_pending_;
   return {{data_ + offset + sizeof(SpscFrameHeader), length}, RingStatus::ok};
 }
 
+void SpscProducer::write_loaned_header(std::uint64_t offset, std::uint32_t length,
+                                       std::uint32_t kind) noexcept {
+  std::atomic_ref<std::uint32_t>(reinterpret_cast<SpscFrameHeader*>(data_ + offset)->length)
+      .store(length, std::memory_order_relaxed);
+  // The complement of the committed word: never equal to it, and it remembers the kind.
+  commit_ref(data_ + offset)
+      .store(~layouts::spsc_commit_word(kind, pending_index_), std::memory_order_relaxed);
+}
+
 void SpscProducer::publish() noexcept {
-  if (pending_index_ == write_index_) return;
+  if (pending_index_ == write_index_ || corrupt_) return;
+  const std::uint64_t capacity = geometry_.capacity;
+  for (std::uint64_t position = write_index_; position < pending_index_;) {
+    const std::uint64_t offset = position & (capacity - 1);
+    std::byte* frame = data_ + offset;
+    const std::uint32_t committed = ~commit_ref(frame).load(std::memory_order_relaxed);
+    std::uint64_t size = 0;
+    if (committed == layouts::spsc_commit_word(layouts::kFramePadding, position)) {
+      size = capacity - offset;
+    } else if (committed == layouts::spsc_commit_word(layouts::kFrameData, position)) {
+      size = layouts::spsc_frame_size(load_length(frame));
+    }
+    if (size == 0 || size > pending_index_ - position) {
+      corrupt_ = true;  // someone overwrote our loaned frames
+      return;
+    }
+    // Release: the payload is visible before the commit word that the consumer polls.
+    commit_ref(frame).store(committed, std::memory_order_release);
+    position += size;
+  }
   write_index_ = pending_index_;
-  // Release (the frames are visible before the index) and seq_cst (paired with a consumer's
-  // prepare_wait, so the doorbell check below cannot miss a sleeper).
+  // seq_cst: paired with a consumer's prepare_wait, so the doorbell check below cannot miss a
+  // sleeper (doorbell.hpp); a consumer about to sleep reads write_index, not commit words.
   index_ref(header_->write_index).store(write_index_, std::memory_order_seq_cst);
   frames_published_ += frames_pending_;
   frames_pending_ = 0;
@@ -246,9 +309,12 @@ bool SpscConsumer::refresh_write_index() noexcept {
   // seq_cst: paired with the producer's seq_cst publish for the sleep handshake.
   const std::uint64_t write_index =
       index_ref(header_->write_index).load(std::memory_order_seq_cst);
-  // The producer never goes back, never gets more than a ring ahead of what we released.
-  if (write_index < write_index_cache_ ||
-      !layouts::spsc_indices_consistent(write_index, read_index_, geometry_.capacity)) {
+  // We may be ahead of write_index (frames committed in a publish still in progress), but the
+  // two can never be more than a ring apart.
+  const std::uint64_t gap =
+      write_index >= read_index_ ? write_index - read_index_ : read_index_ - write_index;
+  if (write_index < write_index_cache_ || gap > geometry_.capacity ||
+      write_index % layouts::kFrameAlignment != 0) {
     corrupt_ = true;
     return false;
   }
@@ -258,37 +324,35 @@ bool SpscConsumer::refresh_write_index() noexcept {
 
 Frame SpscConsumer::try_read() noexcept {
   if (corrupt_) return {{}, RingStatus::corrupt};
-  if (pending_index_ == write_index_cache_) {
-    if (!refresh_write_index()) return {{}, RingStatus::corrupt};
-    if (pending_index_ == write_index_cache_) return {{}, RingStatus::empty};
-  }
   const std::uint64_t capacity = geometry_.capacity;
   std::uint64_t offset = pending_index_ & (capacity - 1);
-  std::uint64_t available = write_index_cache_ - pending_index_;
-  // Copy the header out of shared memory once: a hostile writer cannot change it under us.
-  SpscFrameHeader header;
-  std::memcpy(&header, data_ + offset, sizeof header);
-  if (header.kind == layouts::kFramePadding) {
+  // Poll the commit word in the frame itself (see spsc_ring.hpp): the data comes with it.
+  std::uint32_t commit = commit_ref(data_ + offset).load(std::memory_order_acquire);
+  if (commit == layouts::spsc_commit_word(layouts::kFramePadding, pending_index_)) {
     // Only a tail is ever padded, and never from offset 0 (a frame fits in half the ring).
     const std::uint64_t tail = capacity - offset;
-    if (offset == 0 || header.length != tail - sizeof(SpscFrameHeader) || tail >= available) {
+    if (offset == 0 || load_length(data_ + offset) != tail - sizeof(SpscFrameHeader)) {
       corrupt_ = true;
       return {{}, RingStatus::corrupt};
     }
     pending_index_ += tail;
-    available -= tail;
     offset = 0;
-    std::memcpy(&header, data_, sizeof header);
+    commit = commit_ref(data_).load(std::memory_order_acquire);
   }
-  if (header.kind != layouts::kFrameData || header.length > geometry_.max_payload ||
-      layouts::spsc_frame_size(header.length) > available ||
-      layouts::spsc_frame_size(header.length) > capacity - offset) {
+  if (commit != layouts::spsc_commit_word(layouts::kFrameData, pending_index_)) {
+    return {{}, RingStatus::empty};
+  }
+  // Read the length once: a hostile writer cannot change it between check and use.
+  const std::uint32_t length = load_length(data_ + offset);
+  const std::uint64_t frame = layouts::spsc_frame_size(length);
+  if (length > geometry_.max_payload || frame > capacity - offset ||
+      pending_index_ + frame - read_index_ > capacity) {
     corrupt_ = true;
     return {{}, RingStatus::corrupt};
   }
-  pending_index_ += layouts::spsc_frame_size(header.length);
+  pending_index_ += frame;
   ++frames_read_;
-  return {{data_ + offset + sizeof(SpscFrameHeader), header.length}, RingStatus::ok};
+  return {{data_ + offset + sizeof(SpscFrameHeader), length}, RingStatus::ok};
 }
 
 void SpscConsumer::release() noexcept {
@@ -300,8 +364,16 @@ void SpscConsumer::release() noexcept {
 
 Frame SpscConsumer::read(const WaitStrategy& strategy,
                          std::chrono::steady_clock::time_point deadline) noexcept {
-  return wait_until([&] { return try_read(); }, DoorbellRef(&header_->data_available), strategy,
-                    deadline, &wait_stats_);
+  // Before sleeping, write_index (stored seq_cst by publish) is the authority: if it is past us,
+  // the commit words it covers are visible too.
+  auto confirm = [&] {
+    Frame frame = try_read();
+    if (!frame.would_block()) return frame;
+    if (!refresh_write_index()) return Frame{{}, RingStatus::corrupt};
+    return write_index_cache_ > pending_index_ ? try_read() : frame;
+  };
+  return wait_until([&] { return try_read(); }, confirm, DoorbellRef(&header_->data_available),
+                    strategy, deadline, &wait_stats_);
 }
 
 }  // namespace symphony::engine

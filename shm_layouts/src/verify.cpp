@@ -104,10 +104,12 @@ tl::expected<SpscGeometry, LayoutError> verify_spsc_ring(const std::byte* base,
   const std::byte* ring = base + segment->body_offset;
   const auto header = copy_of<SpscRingHeader>(ring);
   const SpscGeometry geometry{header.capacity, header.max_payload, header.data_offset};
-  if (!is_power_of_two(geometry.capacity) || geometry.capacity < kSpscMinCapacity) {
+  if (!is_power_of_two(geometry.capacity) || geometry.capacity < kSpscMinCapacity ||
+      geometry.capacity > kSpscMaxCapacity) {
     return fail(LayoutErrc::bad_geometry, "capacity " + num(geometry.capacity) +
-                                              " is not a power of two >= " +
-                                              num(kSpscMinCapacity));
+                                              " is not a power of two in " +
+                                              num(kSpscMinCapacity) + ".." +
+                                              num(kSpscMaxCapacity));
   }
   if (geometry.max_payload > spsc_max_payload_for(geometry.capacity)) {
     return fail(LayoutErrc::bad_geometry, "max_payload " + num(geometry.max_payload) +

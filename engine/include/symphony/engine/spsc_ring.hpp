@@ -79,6 +79,8 @@ class SpscProducer {
  private:
   explicit SpscProducer(SpscRing& ring) noexcept;
   bool refresh_read_index() noexcept;
+  void write_loaned_header(std::uint64_t offset, std::uint32_t length,
+                           std::uint32_t kind) noexcept;
 
   layouts::SpscRingHeader* header_;
   std::byte* data_;
@@ -122,7 +124,7 @@ class SpscConsumer {
   layouts::SpscGeometry geometry_;
   std::uint64_t read_index_ = 0;     // released position (ours alone: never re-read)
   std::uint64_t pending_index_ = 0;  // after the frames read but not released
-  // Cached copy of the producer's index: re-read only when we have caught up with it.
+  // Last write_index seen: read only before sleeping, since the hot path polls commit words.
   std::uint64_t write_index_cache_ = 0;
   std::uint64_t frames_read_ = 0;
   bool corrupt_ = false;

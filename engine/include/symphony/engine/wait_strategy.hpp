@@ -43,11 +43,13 @@ inline void cpu_relax() noexcept {
 
 // Polls `attempt()` until it returns something whose `would_block()` is false, following
 // `strategy`, sleeping on `bell` in the last phase. Returns the last attempt: still
-// would_block() if `deadline` passed. `attempt` must read the shared index with seq_cst loads
-// (see doorbell.hpp).
-template <typename Attempt>
-auto wait_until(Attempt&& attempt, DoorbellRef bell, const WaitStrategy& strategy,
-                std::chrono::steady_clock::time_point deadline, WaitStats* stats = nullptr) {
+// would_block() if `deadline` passed. Right before sleeping it calls `confirm()` instead, which
+// must read the shared index with a seq_cst load (see doorbell.hpp); `attempt` may use cheaper
+// loads that the fast path prefers.
+template <typename Attempt, typename Confirm>
+auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
+                const WaitStrategy& strategy, std::chrono::steady_clock::time_point deadline,
+                WaitStats* stats = nullptr) {
   auto result = attempt();
   if (!result.would_block()) return result;
   for (std::uint32_t i = 0; i < strategy.spin_iterations; ++i) {
@@ -66,7 +68,7 @@ auto wait_until(Attempt&& attempt, DoorbellRef bell, const WaitStrategy& strateg
       sched_yield();
     } else {
       const std::uint32_t ticket = bell.prepare_wait();
-      result = attempt();
+      result = confirm();
       if (!result.would_block()) {
         bell.finish_wait();
         return result;
@@ -83,6 +85,13 @@ auto wait_until(Attempt&& attempt, DoorbellRef bell, const WaitStrategy& strateg
     result = attempt();
     if (!result.would_block()) return result;
   }
+}
+
+// For attempts that already read the shared index with seq_cst loads.
+template <typename Attempt>
+auto wait_until(Attempt&& attempt, DoorbellRef bell, const WaitStrategy& strategy,
+                std::chrono::steady_clock::time_point deadline, WaitStats* stats = nullptr) {
+  return wait_until(attempt, attempt, bell, strategy, deadline, stats);
 }
 
 }  // namespace symphony::engine

@@ -9,8 +9,17 @@
 // covers the tail, and starts again at offset 0.
 //
 //  frame:  +-----------------+-----------------+------------------------------+--------+
-//          | length u32      | kind u32        | payload (length bytes)       | pad..8 |
+//          | length u32      | commit u32      | payload (length bytes)       | pad..8 |
 //          +-----------------+-----------------+------------------------------+--------+
+//
+// A frame at position p is committed when its commit word equals spsc_commit_word(kind, p),
+// stored with release order after the payload. The consumer polls that word, in the same cache
+// line as the data, instead of the producer's write_index: one cache-line transfer per message,
+// as in the floor ping-pong. Because p is in the word, a frame left from an earlier lap (p minus
+// a multiple of the capacity) never looks committed. While loaned, a frame's commit word holds
+// the bitwise complement of its committed value, which also records its kind.
+// write_index is still stored at every publish: the producer's restart point, the verifier's
+// bound, and the consumer's check before it sleeps.
 
 #include <cstddef>
 #include <cstdint>
@@ -25,13 +34,20 @@ namespace symphony::layouts {
 
 struct SpscFrameHeader {
   std::uint32_t length;  // payload bytes; for padding, the bytes after this header to the end
-  std::uint32_t kind;    // kFrameData or kFramePadding: anything else is corruption
+  std::uint32_t commit;  // spsc_commit_word(kFrameData or kFramePadding, position)
 };
 
 inline constexpr std::uint32_t kFrameData = 0x41544144;     // "DATA"
 inline constexpr std::uint32_t kFramePadding = 0x44444150;  // "PADD"
 inline constexpr std::uint64_t kFrameAlignment = 8;
 inline constexpr std::uint64_t kSpscMinCapacity = 256;
+
+// The commit word of a frame of `kind` at byte position `position`: distinct for every position
+// in a window of 2^35 bytes, so capacities up to 2^34 never confuse laps.
+constexpr std::uint32_t spsc_commit_word(std::uint32_t kind, std::uint64_t position) noexcept {
+  return kind ^ static_cast<std::uint32_t>(position >> 3);
+}
+inline constexpr std::uint64_t kSpscMaxCapacity = 1ULL << 34;
 
 static_assert(sizeof(SpscFrameHeader) == 8);
 static_assert(sizeof(SpscFrameHeader) == kFrameAlignment, "payloads start 8-byte aligned");
