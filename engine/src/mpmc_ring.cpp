@@ -1,8 +1,8 @@
 // Recovery rules (see mpmc_ring.hpp for the contract):
 // A position p is "held" by the participant whose CAS moved tail (producer) or head (consumer)
 // from p to p + 1, until it publishes (sequence = p + 1) or releases (sequence = p + capacity).
-// Each participant stores p in its intent before that CAS and clears it after publishing or
-// releasing, so while p is held its holder's intent is p. Whoever acquires tail/head > p then
+// Each participant stores p in its intent before that CAS and changes it only for its next
+// claim, so while p is held its holder's intent is p. Whoever acquires tail/head > p then
 // sees that intent (the CAS released it). So if tail > p, the slot is unpublished, and no live
 // producer has intent p, the holder is dead and the slot may be tombstoned; the tombstone is a
 // CAS from exactly p, so it cannot overwrite a publish that raced with the scan. The same for
@@ -318,7 +318,9 @@ void MpmcProducer::publish() noexcept {
   if (held_ == kMpmcNoIntent) return;
   // seq_cst: paired with a sleeping consumer's prepare_wait (doorbell.hpp).
   Ref64(ring_->slot(held_)->sequence).store(held_ + 1, std::memory_order_seq_cst);
-  clear_intent();
+  // The intent is left in place: once the slot is published, an intent naming it can no longer
+  // make recovery touch it (every recovery CAS expects the unpublished value), and a store
+  // saved here is a store saved per message.
   held_ = kMpmcNoIntent;
   DoorbellRef(&ring_->header()->items_available).ring();
 }
@@ -405,8 +407,7 @@ void MpmcConsumer::release() noexcept {
   if (held_ == kMpmcNoIntent) return;
   Ref64(ring_->slot(held_)->sequence)
       .store(held_ + ring_->geometry().capacity, std::memory_order_seq_cst);
-  clear_intent();
-  held_ = kMpmcNoIntent;
+  held_ = kMpmcNoIntent;  // intent left in place, as in publish()
   DoorbellRef(&ring_->header()->space_available).ring();
 }
 
