@@ -154,18 +154,23 @@ Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
   producer.attached_ = true;
   // A previous producer's loaned-but-unpublished frames were never visible: resume from the
   // published index.
+  const std::uint64_t capacity = ring.geometry().capacity;
   const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
   const std::uint64_t write_index = index_ref(header->write_index).load(std::memory_order_seq_cst);
-  if (!layouts::spsc_indices_consistent(write_index, read_index, ring.geometry().capacity)) {
-    return tl::unexpected(corrupt_at_attach("cannot produce", write_index, read_index));
-  }
   // A producer killed inside publish() may have committed frames (which the consumer may
-  // already have read) without storing write_index: resume after the last committed frame.
+  // already have read, so read_index can be past write_index) without storing write_index:
+  // resume after the last committed frame. The walk is bounded by one ring.
   std::uint64_t end = write_index;
-  while (end - read_index < ring.geometry().capacity) {
-    const std::uint64_t size = committed_frame_size(ring.data(), ring.geometry(), end);
-    if (size == 0 || end + size - read_index > ring.geometry().capacity) break;
-    end += size;
+  if (write_index % layouts::kFrameAlignment == 0 && write_index + capacity >= read_index) {
+    for (std::uint64_t walked = 0; walked < capacity;) {
+      const std::uint64_t size = committed_frame_size(ring.data(), ring.geometry(), end);
+      if (size == 0) break;
+      end += size;
+      walked += size;
+    }
+  }
+  if (!layouts::spsc_indices_consistent(end, read_index, capacity)) {
+    return tl::unexpected(corrupt_at_attach("cannot produce", end, read_index));
   }
   if (end != write_index) index_ref(header->write_index).store(end, std::memory_order_seq_cst);
   producer.write_index_ = producer.pending_index_ = end;
@@ -297,7 +302,7 @@ Result<SpscConsumer> SpscConsumer::attach(SpscRing& ring) {
   consumer.attached_ = true;
   const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
   const std::uint64_t write_index = index_ref(header->write_index).load(std::memory_order_seq_cst);
-  if (!layouts::spsc_indices_consistent(write_index, read_index, ring.geometry().capacity)) {
+  if (!layouts::spsc_indices_plausible(write_index, read_index, ring.geometry().capacity)) {
     return tl::unexpected(corrupt_at_attach("cannot consume", write_index, read_index));
   }
   consumer.read_index_ = consumer.pending_index_ = read_index;
@@ -309,12 +314,9 @@ bool SpscConsumer::refresh_write_index() noexcept {
   // seq_cst: paired with the producer's seq_cst publish for the sleep handshake.
   const std::uint64_t write_index =
       index_ref(header_->write_index).load(std::memory_order_seq_cst);
-  // We may be ahead of write_index (frames committed in a publish still in progress), but the
-  // two can never be more than a ring apart.
-  const std::uint64_t gap =
-      write_index >= read_index_ ? write_index - read_index_ : read_index_ - write_index;
-  if (write_index < write_index_cache_ || gap > geometry_.capacity ||
-      write_index % layouts::kFrameAlignment != 0) {
+  // We may be ahead of write_index (frames committed in a publish still in progress).
+  if (write_index < write_index_cache_ ||
+      !layouts::spsc_indices_plausible(write_index, read_index_, geometry_.capacity)) {
     corrupt_ = true;
     return false;
   }

@@ -124,14 +124,9 @@ tl::expected<SpscGeometry, LayoutError> verify_spsc_ring(const std::byte* base,
                                               ") is not where the header says or overruns " +
                                               num(mapped_size) + " bytes");
   }
-  // A live ring moves while we look: reading the consumer's index before and after the
-  // producer's gives a pair for each bound that a healthy ring always satisfies.
-  const auto read_before = load_index(ring + offsetof(SpscRingHeader, read_index));
   const auto write_index = load_index(ring + offsetof(SpscRingHeader, write_index));
   const auto read_index = load_index(ring + offsetof(SpscRingHeader, read_index));
-  if (write_index < read_before ||
-      !spsc_indices_consistent(write_index, std::min(read_index, write_index), geometry.capacity) ||
-      read_index % kFrameAlignment != 0) {
+  if (!spsc_indices_plausible(write_index, read_index, geometry.capacity)) {
     return fail(LayoutErrc::index_out_of_range,
                 "write_index " + num(write_index) + " and read_index " + num(read_index) +
                     " are impossible for capacity " + num(geometry.capacity));

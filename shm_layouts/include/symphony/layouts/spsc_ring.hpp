@@ -121,6 +121,17 @@ constexpr bool spsc_indices_consistent(std::uint64_t write_index, std::uint64_t 
          write_index % kFrameAlignment == 0 && read_index % kFrameAlignment == 0;
 }
 
+// What an observer other than the producer can rely on: the consumer may be ahead of
+// write_index when a producer died (or is) inside publish(), after committing frames and before
+// storing write_index, but never by more than a ring, and both stay on frame boundaries.
+constexpr bool spsc_indices_plausible(std::uint64_t write_index, std::uint64_t read_index,
+                                      std::uint64_t capacity) noexcept {
+  const std::uint64_t gap =
+      write_index >= read_index ? write_index - read_index : read_index - write_index;
+  return gap <= capacity && write_index % kFrameAlignment == 0 &&
+         read_index % kFrameAlignment == 0;
+}
+
 // Segment body size (ring header + data) for a ring of `capacity` bytes.
 constexpr std::uint64_t spsc_body_size(std::uint64_t capacity) noexcept {
   return kSpscRingHeaderSize + capacity;
