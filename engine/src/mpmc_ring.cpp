@@ -10,6 +10,7 @@
 
 #include "symphony/engine/mpmc_ring.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <utility>
@@ -33,7 +34,6 @@ constexpr int kMaxClaimAttempts = 1 << 12;
 // A stuck slot is blamed on a dead participant only after this long, and /proc is scanned at
 // most this often while it stays stuck.
 constexpr auto kStuckScanInterval = std::chrono::milliseconds(5);
-constexpr std::uint32_t kStuckPollsPerClockRead = 256;
 
 std::int64_t distance(std::uint64_t from, std::uint64_t to) noexcept {
   return static_cast<std::int64_t>(to - from);
@@ -199,7 +199,6 @@ MpmcHandle::MpmcHandle(MpmcHandle&& other) noexcept
       role_(other.role_),
       held_(std::exchange(other.held_, kMpmcNoIntent)),
       stuck_position_(other.stuck_position_),
-      stuck_polls_(other.stuck_polls_),
       stuck_since_(other.stuck_since_) {}
 
 MpmcHandle::~MpmcHandle() {
@@ -255,11 +254,9 @@ void MpmcHandle::clear_intent() noexcept {
 void MpmcHandle::note_stuck(std::uint64_t position) noexcept {
   if (position != stuck_position_) {
     stuck_position_ = position;
-    stuck_polls_ = 0;
     stuck_since_ = std::chrono::steady_clock::now();
     return;
   }
-  if (++stuck_polls_ % kStuckPollsPerClockRead != 0) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - stuck_since_ < kStuckScanInterval) return;
   stuck_since_ = now;
@@ -290,6 +287,7 @@ Loan MpmcProducer::try_loan(std::size_t length) noexcept {
       if (tail.compare_exchange_weak(position, position + 1, std::memory_order_seq_cst,
                                      std::memory_order_relaxed)) {
         held_ = position;
+        stuck_position_ = kMpmcNoIntent;
         std::atomic_ref<std::uint32_t>(slot->length)
             .store(static_cast<std::uint32_t>(length), std::memory_order_relaxed);
         auto* payload = reinterpret_cast<std::byte*>(slot) + layouts::kMpmcSlotHeaderSize;
@@ -333,11 +331,22 @@ RingStatus MpmcProducer::try_write(std::span<const std::byte> payload) noexcept 
   return RingStatus::ok;
 }
 
+std::chrono::steady_clock::time_point MpmcHandle::sleep_deadline(
+    std::chrono::steady_clock::time_point deadline) const noexcept {
+  // Nobody rings the doorbell for a slot whose claimer died: while stuck, wake up to run the
+  // recovery scan.
+  if (stuck_position_ == kMpmcNoIntent) return deadline;
+  return std::min(deadline, std::chrono::steady_clock::now() + 2 * kStuckScanInterval);
+}
+
 Loan MpmcProducer::loan(std::size_t length, const WaitStrategy& strategy,
                         std::chrono::steady_clock::time_point deadline) noexcept {
-  return wait_until([&] { return try_loan(length); },
-                    DoorbellRef(&ring_->header()->space_available), strategy, deadline,
-                    &wait_stats_);
+  for (;;) {
+    Loan loan = wait_until([&] { return try_loan(length); },
+                           DoorbellRef(&ring_->header()->space_available), strategy,
+                           sleep_deadline(deadline), &wait_stats_);
+    if (!loan.would_block() || std::chrono::steady_clock::now() >= deadline) return loan;
+  }
 }
 
 // ---- MpmcConsumer -----------------------------------------------------------------------------
@@ -382,6 +391,7 @@ Frame MpmcConsumer::try_take() noexcept {
         return {{}, RingStatus::corrupt};
       }
       held_ = position;
+      stuck_position_ = kMpmcNoIntent;
       const auto* payload = reinterpret_cast<const std::byte*>(slot) + layouts::kMpmcSlotHeaderSize;
       return {{payload, length}, RingStatus::ok};
     }
@@ -413,9 +423,12 @@ void MpmcConsumer::release() noexcept {
 
 Frame MpmcConsumer::take(const WaitStrategy& strategy,
                          std::chrono::steady_clock::time_point deadline) noexcept {
-  return wait_until([&] { return try_take(); },
-                    DoorbellRef(&ring_->header()->items_available), strategy, deadline,
-                    &wait_stats_);
+  for (;;) {
+    Frame frame = wait_until([&] { return try_take(); },
+                             DoorbellRef(&ring_->header()->items_available), strategy,
+                             sleep_deadline(deadline), &wait_stats_);
+    if (!frame.would_block() || std::chrono::steady_clock::now() >= deadline) return frame;
+  }
 }
 
 }  // namespace symphony::engine

@@ -78,8 +78,9 @@ class LatencyHistogram {
 
   // The bucket of `value` and the range [lowest, highest] of values sharing it.
   std::size_t bucket_index(std::uint64_t value) const noexcept {
-    // OR-ing in the low s+1 bits makes msb >= s, so e = msb - s needs no clamp (no branch).
-    const int e = 63 - sub_bucket_bits_ - std::countl_zero(value | low_mask_);
+    // OR-ing in the low s+1 bits makes msb >= s, so e = msb - s needs no clamp; the extra | 1
+    // tells the compiler the operand is non-zero, so it drops the zero test around bsr/lzcnt.
+    const int e = 63 - sub_bucket_bits_ - std::countl_zero(value | low_mask_ | 1);
     return (static_cast<std::size_t>(e) << sub_bucket_bits_) +
            static_cast<std::size_t>(value >> e);
   }

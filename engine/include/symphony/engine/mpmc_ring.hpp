@@ -100,15 +100,18 @@ class MpmcHandle {
   static Result<std::uint64_t> register_participant(MpmcRing& ring, layouts::MpmcRole role);
   void set_intent(std::uint64_t position) noexcept;
   void clear_intent() noexcept;
-  // Called each time `position` blocks us; now and then runs recovery of dead participants.
+  // Called each time `position` blocks us; every few milliseconds while it stays blocked, runs
+  // recovery of dead participants.
   void note_stuck(std::uint64_t position) noexcept;
+  // `deadline`, or sooner while stuck, so that a sleeper wakes up to run recovery.
+  std::chrono::steady_clock::time_point sleep_deadline(
+      std::chrono::steady_clock::time_point deadline) const noexcept;
 
   MpmcRing* ring_;
   std::uint64_t entry_;
   layouts::MpmcRole role_;
   std::uint64_t held_ = layouts::kMpmcNoIntent;  // the loaned or taken position
   std::uint64_t stuck_position_ = layouts::kMpmcNoIntent;
-  std::uint32_t stuck_polls_ = 0;
   std::chrono::steady_clock::time_point stuck_since_{};
 };
 
