@@ -310,6 +310,14 @@ Result<SpscConsumer> SpscConsumer::attach(SpscRing& ring) {
   return consumer;
 }
 
+bool SpscConsumer::producer_alive() const noexcept {
+  return is_alive(load_identity(header_->producer));
+}
+
+bool SpscProducer::consumer_alive() const noexcept {
+  return is_alive(load_identity(header_->consumer));
+}
+
 bool SpscConsumer::refresh_write_index() noexcept {
   // seq_cst: paired with the producer's seq_cst publish for the sleep handshake.
   const std::uint64_t write_index =

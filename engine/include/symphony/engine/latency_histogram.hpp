@@ -81,8 +81,7 @@ class LatencyHistogram {
     // OR-ing in the low s+1 bits makes msb >= s, so e = msb - s needs no clamp; the extra | 1
     // tells the compiler the operand is non-zero, so it drops the zero test around bsr/lzcnt.
     const int e = 63 - sub_bucket_bits_ - std::countl_zero(value | low_mask_ | 1);
-    return (static_cast<std::size_t>(e) << sub_bucket_bits_) +
-           static_cast<std::size_t>(value >> e);
+    return (static_cast<std::size_t>(e) << sub_bucket_bits_) + static_cast<std::size_t>(value >> e);
   }
   std::uint64_t lowest_equivalent(std::size_t index) const noexcept;
   std::uint64_t highest_equivalent(std::size_t index) const noexcept;

@@ -35,7 +35,7 @@ struct MpmcRingOptions {
   std::uint64_t capacity = 1024;      // slots, power of two
   std::uint64_t max_payload = 240;    // bytes per slot (slot stride 256 B)
   std::uint64_t max_participants = 64;
-  CreateOptions segment;
+  CreateOptions segment{};
 };
 
 struct MpmcCounters {

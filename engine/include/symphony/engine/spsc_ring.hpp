@@ -32,7 +32,7 @@ namespace symphony::engine {
 struct SpscRingOptions {
   std::uint64_t capacity = 1 << 20;  // bytes of data area, power of two
   std::uint64_t max_payload = 0;     // 0: the largest the capacity allows (capacity / 2 - 8)
-  CreateOptions segment;
+  CreateOptions segment{};
 };
 
 class SpscRing {
@@ -74,6 +74,8 @@ class SpscProducer {
 
   std::uint64_t max_payload() const noexcept { return geometry_.max_payload; }
   std::uint64_t frames_published() const noexcept { return frames_published_; }
+  // Whether a live process holds the consumer role (reads /proc: not for the hot path).
+  bool consumer_alive() const noexcept;
   const WaitStats& wait_stats() const noexcept { return wait_stats_; }
 
  private:
@@ -112,6 +114,8 @@ class SpscConsumer {
                            std::chrono::steady_clock::time_point deadline) noexcept;
 
   std::uint64_t frames_read() const noexcept { return frames_read_; }
+  // Whether a live process holds the producer role (reads /proc: not for the hot path).
+  bool producer_alive() const noexcept;
   const WaitStats& wait_stats() const noexcept { return wait_stats_; }
   bool corrupt() const noexcept { return corrupt_; }
 

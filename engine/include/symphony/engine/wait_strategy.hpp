@@ -22,7 +22,7 @@ struct WaitStrategy {
   std::uint32_t spin_iterations = 4096;  // pause-instruction polls before yielding
   std::uint32_t yield_iterations = 16;   // sched_yield polls before sleeping
 
-  static constexpr WaitStrategy busy() { return {WaitKind::busy_spin, 0, 0}; }
+  static constexpr WaitStrategy busy() { return {WaitKind::busy_spin, 1u << 16, 0}; }
   static constexpr WaitStrategy yielding() { return {WaitKind::spin_then_yield, 256, 0}; }
   static constexpr WaitStrategy sleeping() { return {}; }
 };
@@ -42,28 +42,38 @@ inline void cpu_relax() noexcept {
 }
 
 // Polls `attempt()` until it returns something whose `would_block()` is false, following
-// `strategy`, sleeping on `bell` in the last phase. Returns the last attempt: still
-// would_block() if `deadline` passed. Right before sleeping it calls `confirm()` instead, which
-// must read the shared index with a seq_cst load (see doorbell.hpp); `attempt` may use cheaper
-// loads that the fast path prefers.
+// `strategy`, sleeping on `bell` in the last phase. Returns the last attempt, still
+// would_block() if `deadline` passed or a signal interrupted the sleep (so that a caller's stop
+// flag is looked at promptly). Right before sleeping it calls `confirm()` instead, which must
+// read the shared index with a seq_cst load (see doorbell.hpp); `attempt` may use cheaper loads
+// that the fast path prefers. Spinning reads the clock only once per kPollsPerClockRead polls.
 template <typename Attempt, typename Confirm>
 auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
                 const WaitStrategy& strategy, std::chrono::steady_clock::time_point deadline,
                 WaitStats* stats = nullptr) {
+  constexpr std::uint32_t kPollsPerClockRead = 1024;
   auto result = attempt();
   if (!result.would_block()) return result;
-  for (std::uint32_t i = 0; i < strategy.spin_iterations; ++i) {
+  for (std::uint32_t i = 1; i <= strategy.spin_iterations; ++i) {
     cpu_relax();
     result = attempt();
     if (!result.would_block()) return result;
+    if (i % kPollsPerClockRead == 0 && std::chrono::steady_clock::now() >= deadline) {
+      return result;
+    }
   }
   std::uint32_t yields = 0;
   for (;;) {
     if (std::chrono::steady_clock::now() >= deadline) return result;
     if (strategy.kind == WaitKind::busy_spin) {
-      for (int i = 0; i < 64; ++i) cpu_relax();
-    } else if (strategy.kind == WaitKind::spin_then_yield ||
-               yields < strategy.yield_iterations) {
+      for (std::uint32_t i = 0; i < kPollsPerClockRead; ++i) {
+        cpu_relax();
+        result = attempt();
+        if (!result.would_block()) return result;
+      }
+      continue;
+    }
+    if (strategy.kind == WaitKind::spin_then_yield || yields < strategy.yield_iterations) {
       ++yields;
       sched_yield();
     } else {
@@ -81,6 +91,7 @@ auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
         ++stats->sleeps;
         if (reason == WakeReason::timed_out) ++stats->timeouts;
       }
+      if (reason == WakeReason::interrupted) return attempt();
     }
     result = attempt();
     if (!result.would_block()) return result;
