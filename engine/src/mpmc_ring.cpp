@@ -331,22 +331,19 @@ RingStatus MpmcProducer::try_write(std::span<const std::byte> payload) noexcept 
   return RingStatus::ok;
 }
 
-std::chrono::steady_clock::time_point MpmcHandle::sleep_deadline(
-    std::chrono::steady_clock::time_point deadline) const noexcept {
+std::chrono::nanoseconds MpmcHandle::sleep_cap() const noexcept {
   // Nobody rings the doorbell for a slot whose claimer died: while stuck, wake up to run the
   // recovery scan.
-  if (stuck_position_ == kMpmcNoIntent) return deadline;
-  return std::min(deadline, std::chrono::steady_clock::now() + 2 * kStuckScanInterval);
+  if (stuck_position_ == kMpmcNoIntent) return std::chrono::nanoseconds::max();
+  return 2 * kStuckScanInterval;
 }
 
 Loan MpmcProducer::loan(std::size_t length, const WaitStrategy& strategy,
                         std::chrono::steady_clock::time_point deadline) noexcept {
-  for (;;) {
-    Loan loan = wait_until([&] { return try_loan(length); },
-                           DoorbellRef(&ring_->header()->space_available), strategy,
-                           sleep_deadline(deadline), &wait_stats_);
-    if (!loan.would_block() || std::chrono::steady_clock::now() >= deadline) return loan;
-  }
+  auto attempt = [&] { return try_loan(length); };
+  return wait_until(attempt, attempt, [this] { return sleep_cap(); },
+                    DoorbellRef(&ring_->header()->space_available), strategy, deadline,
+                    &wait_stats_);
 }
 
 // ---- MpmcConsumer -----------------------------------------------------------------------------
@@ -423,12 +420,10 @@ void MpmcConsumer::release() noexcept {
 
 Frame MpmcConsumer::take(const WaitStrategy& strategy,
                          std::chrono::steady_clock::time_point deadline) noexcept {
-  for (;;) {
-    Frame frame = wait_until([&] { return try_take(); },
-                             DoorbellRef(&ring_->header()->items_available), strategy,
-                             sleep_deadline(deadline), &wait_stats_);
-    if (!frame.would_block() || std::chrono::steady_clock::now() >= deadline) return frame;
-  }
+  auto attempt = [&] { return try_take(); };
+  return wait_until(attempt, attempt, [this] { return sleep_cap(); },
+                    DoorbellRef(&ring_->header()->items_available), strategy, deadline,
+                    &wait_stats_);
 }
 
 }  // namespace symphony::engine

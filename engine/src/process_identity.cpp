@@ -88,8 +88,8 @@ ClaimOutcome claim_identity(layouts::ProcessIdentityRecord& record) noexcept {
     }
     if (!pid.compare_exchange_strong(expected, static_cast<std::uint32_t>(self.pid),
                                      std::memory_order_acq_rel)) {
-      std::uint64_t zero = 0;  // someone else took it over: give back the start time we cleared
-      start.compare_exchange_strong(zero, holder.start_time, std::memory_order_acq_rel);
+      // Another claimer won. The start time stays 0 (its own may not be written yet): the
+      // record is then judged by the winner's pid alone, which is alive.
       return ClaimOutcome::held_by_live;
     }
     outcome = ClaimOutcome::took_over;

@@ -380,7 +380,15 @@ Frame SpscConsumer::read(const WaitStrategy& strategy,
     Frame frame = try_read();
     if (!frame.would_block()) return frame;
     if (!refresh_write_index()) return Frame{{}, RingStatus::corrupt};
-    return write_index_cache_ > pending_index_ ? try_read() : frame;
+    if (write_index_cache_ <= pending_index_) return frame;
+    // Every frame below a write_index loaded seq_cst is committed: if it still does not look
+    // it, the commit word was overwritten.
+    frame = try_read();
+    if (frame.would_block()) {
+      corrupt_ = true;
+      return Frame{{}, RingStatus::corrupt};
+    }
+    return frame;
   };
   return wait_until([&] { return try_read(); }, confirm, DoorbellRef(&header_->data_available),
                     strategy, deadline, &wait_stats_);

@@ -103,9 +103,8 @@ class MpmcHandle {
   // Called each time `position` blocks us; every few milliseconds while it stays blocked, runs
   // recovery of dead participants.
   void note_stuck(std::uint64_t position) noexcept;
-  // `deadline`, or sooner while stuck, so that a sleeper wakes up to run recovery.
-  std::chrono::steady_clock::time_point sleep_deadline(
-      std::chrono::steady_clock::time_point deadline) const noexcept;
+  // The longest a sleeper may sleep: bounded while stuck, so that it wakes up to run recovery.
+  std::chrono::nanoseconds sleep_cap() const noexcept;
 
   MpmcRing* ring_;
   std::uint64_t entry_;

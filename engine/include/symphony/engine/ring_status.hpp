@@ -12,7 +12,8 @@ enum class RingStatus : std::uint8_t {
   full,      // producer: no room now (nothing was overwritten)
   empty,     // consumer: nothing published yet
   oversize,  // producer: the frame is larger than the ring's max_payload (refused)
-  corrupt,   // shared memory holds an impossible index or frame: the ring is quarantined
+  corrupt,   // shared memory holds an impossible index or frame, never followed: an SPSC ring
+             // is quarantined from then on; an MPMC consumer hands that one slot back
   busy,      // producer/consumer already holds a loan/take; publish or release it first
 };
 

@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -47,8 +48,10 @@ inline void cpu_relax() noexcept {
 // flag is looked at promptly). Right before sleeping it calls `confirm()` instead, which must
 // read the shared index with a seq_cst load (see doorbell.hpp); `attempt` may use cheaper loads
 // that the fast path prefers. Spinning reads the clock only once per kPollsPerClockRead polls.
-template <typename Attempt, typename Confirm>
-auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
+// `sleep_cap()` bounds each futex sleep, for waiters that must wake up without being rung;
+// a sleep that ends at the cap, not the deadline, is not counted as a timeout.
+template <typename Attempt, typename Confirm, typename SleepCap>
+auto wait_until(Attempt&& attempt, Confirm&& confirm, SleepCap&& sleep_cap, DoorbellRef bell,
                 const WaitStrategy& strategy, std::chrono::steady_clock::time_point deadline,
                 WaitStats* stats = nullptr) {
   constexpr std::uint32_t kPollsPerClockRead = 1024;
@@ -84,12 +87,14 @@ auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
         return result;
       }
       const auto now = std::chrono::steady_clock::now();
-      const auto reason = bell.wait(ticket, deadline > now ? deadline - now
-                                                            : std::chrono::nanoseconds(0));
+      const std::chrono::nanoseconds remaining =
+          deadline > now ? deadline - now : std::chrono::nanoseconds(0);
+      const std::chrono::nanoseconds cap = sleep_cap();
+      const auto reason = bell.wait(ticket, std::min(remaining, cap));
       bell.finish_wait();
       if (stats != nullptr) {
         ++stats->sleeps;
-        if (reason == WakeReason::timed_out) ++stats->timeouts;
+        if (reason == WakeReason::timed_out && cap >= remaining) ++stats->timeouts;
       }
       if (reason == WakeReason::interrupted) return attempt();
     }
@@ -98,11 +103,20 @@ auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
   }
 }
 
+inline constexpr auto kUncappedSleep = [] { return std::chrono::nanoseconds::max(); };
+
+template <typename Attempt, typename Confirm>
+auto wait_until(Attempt&& attempt, Confirm&& confirm, DoorbellRef bell,
+                const WaitStrategy& strategy, std::chrono::steady_clock::time_point deadline,
+                WaitStats* stats = nullptr) {
+  return wait_until(attempt, confirm, kUncappedSleep, bell, strategy, deadline, stats);
+}
+
 // For attempts that already read the shared index with seq_cst loads.
 template <typename Attempt>
 auto wait_until(Attempt&& attempt, DoorbellRef bell, const WaitStrategy& strategy,
                 std::chrono::steady_clock::time_point deadline, WaitStats* stats = nullptr) {
-  return wait_until(attempt, attempt, bell, strategy, deadline, stats);
+  return wait_until(attempt, attempt, kUncappedSleep, bell, strategy, deadline, stats);
 }
 
 }  // namespace symphony::engine
