@@ -1,0 +1,46 @@
+#pragma once
+// symphony-perf's command line.
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "measure.hpp"
+
+namespace symphony::perf {
+
+struct Options {
+  std::vector<std::string> transports;  // registry names, floor included if asked for
+  std::vector<Pattern> patterns;
+  Mode mode = Mode::busy;
+  std::vector<std::size_t> payloads;
+  unsigned repeats = 5;
+  std::uint64_t messages = 0;  // per repeat; 0: `seconds` per repeat
+  double seconds = 0.2;
+  unsigned producers = 1;
+  unsigned consumers = 1;
+  std::uint64_t queue_bytes = kDefaultQueueBytes;
+  std::optional<std::array<int, 2>> cores;  // default: the first two CPUs we may run on
+  double timeout_seconds = 30.0;
+  std::string json_path;
+  bool quick = false;
+  bool pause_while_spinning = true;
+  Fault fault = Fault::none;
+  bool help = false;
+};
+
+// The default payload sweep (--payload 8-1M).
+std::vector<std::size_t> default_payloads();
+
+tl::expected<Options, std::string> parse_options(int argc, char** argv);
+void print_help(std::FILE* out);
+
+// "64 B", "4 KiB", "1 MiB".
+std::string format_bytes(std::size_t bytes);
+
+}  // namespace symphony::perf

@@ -1,0 +1,30 @@
+#include "transport.hpp"
+
+#include <array>
+
+namespace symphony::perf {
+namespace {
+
+// The one list of transports. Later issues append iceoryx, zmq, uds, boost message_queue and
+// topics here.
+constexpr std::array kTransports{
+    TransportEntry{kFloorName, make_floor_transport},
+    TransportEntry{"ring-spsc", make_ring_spsc_transport},
+    TransportEntry{"ring-mpmc", make_ring_mpmc_transport},
+    TransportEntry{"boost-spsc", make_boost_spsc_transport},
+};
+
+}  // namespace
+
+std::span<const TransportEntry> transport_registry() noexcept {
+  return kTransports;
+}
+
+std::unique_ptr<Transport> make_transport(std::string_view name) {
+  for (const TransportEntry& entry : kTransports) {
+    if (entry.name == name) return entry.make();
+  }
+  return nullptr;
+}
+
+}  // namespace symphony::perf
