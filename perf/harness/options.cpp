@@ -14,8 +14,7 @@ namespace symphony::perf {
 namespace {
 
 constexpr std::size_t kSweepFactor = 8;
-constexpr std::size_t kDefaultSweepFirst = 8;
-constexpr std::size_t kDefaultSweepLast = std::size_t{1} << 20;
+constexpr const char* kDefaultSweep = "8-1M";
 constexpr double kDefaultSeconds = 0.2;
 constexpr double kQuickSeconds = 0.05;
 
@@ -173,7 +172,7 @@ std::string wrap(std::string_view text, const std::string& lead) {
 }  // namespace
 
 std::vector<std::size_t> default_payloads() {
-  return *parse_payloads("8-1M");
+  return *parse_payloads(kDefaultSweep);
 }
 
 std::string format_bytes(std::size_t bytes) {
