@@ -1,6 +1,7 @@
 #include "symphony/engine/doorbell.hpp"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,18 +25,40 @@ long futex(std::uint32_t* word, int op, std::uint32_t value, const timespec* tim
   return ::syscall(SYS_futex, word, op, value, timeout, nullptr, 0);
 }
 
+long membarrier(int command) { return ::syscall(SYS_membarrier, command, 0, 0); }
+
+bool membarrier_available() noexcept {
+  static const bool available = [] {
+    const long commands = membarrier(MEMBARRIER_CMD_QUERY);
+    return commands > 0 && (commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
+           (commands & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0;
+  }();
+  return available;
+}
+
 }  // namespace
 
-bool DoorbellRef::ring() noexcept {
-  // seq_cst load, paired with the sleeper's seq_cst increment of waiters (doorbell.hpp).
-  if (waiters_of(bell_).load(std::memory_order_seq_cst) == 0) return false;
+namespace detail {
+std::atomic<bool> ringer_registered{false};
+}  // namespace detail
+
+void register_ringer() noexcept {
+  if (detail::ringer_registered.load(std::memory_order_acquire)) return;
+  if (membarrier_available() && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0) {
+    detail::ringer_registered.store(true, std::memory_order_release);
+  }
+}
+
+void DoorbellRef::wake() noexcept {
   sequence_of(bell_).fetch_add(1, std::memory_order_seq_cst);
   futex(&bell_->sequence, FUTEX_WAKE, INT_MAX, nullptr);
-  return true;
 }
 
 std::uint32_t DoorbellRef::prepare_wait() noexcept {
   waiters_of(bell_).fetch_add(1, std::memory_order_seq_cst);
+  // The heavy half of the asymmetric fence (doorbell.hpp): after it, every registered ringer
+  // has either seen waiters > 0 or made its index store visible to our readiness check.
+  if (membarrier_available()) membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
   return sequence_of(bell_).load(std::memory_order_seq_cst);
 }
 

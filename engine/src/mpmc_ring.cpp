@@ -34,6 +34,7 @@ constexpr int kMaxClaimAttempts = 1 << 12;
 // A stuck slot is blamed on a dead participant only after this long, and /proc is scanned at
 // most this often while it stays stuck.
 constexpr auto kStuckScanInterval = std::chrono::milliseconds(5);
+constexpr std::uint32_t kEmptyPollsPerStuckCheck = 64;
 
 std::int64_t distance(std::uint64_t from, std::uint64_t to) noexcept {
   return static_cast<std::int64_t>(to - from);
@@ -219,6 +220,7 @@ MpmcHandle::~MpmcHandle() {
 }
 
 Result<std::uint64_t> MpmcHandle::register_participant(MpmcRing& ring, MpmcRole role) {
+  register_ringer();
   const ProcessIdentity self = self_identity();
   for (int pass = 0; pass < 2; ++pass) {
     for (std::uint64_t i = 0; i < ring.geometry().max_participants; ++i) {
@@ -314,8 +316,8 @@ Loan MpmcProducer::try_loan(std::size_t length) noexcept {
 
 void MpmcProducer::publish() noexcept {
   if (held_ == kMpmcNoIntent) return;
-  // seq_cst: paired with a sleeping consumer's prepare_wait (doorbell.hpp).
-  Ref64(ring_->slot(held_)->sequence).store(held_ + 1, std::memory_order_seq_cst);
+  // Paired with a sleeping consumer's prepare_wait (doorbell.hpp).
+  store_for_sleepers(Ref64(ring_->slot(held_)->sequence), held_ + 1);
   // The intent is left in place: once the slot is published, an intent naming it can no longer
   // make recovery touch it (every recovery CAS expects the unpublished value), and a store
   // saved here is a store saved per message.
@@ -400,8 +402,12 @@ Frame MpmcConsumer::try_take() noexcept {
         continue;
       }
       clear_intent();
-      const std::uint64_t tail = Ref64(ring_->header()->tail).load(std::memory_order_seq_cst);
-      if (distance(position, tail) > 0) note_stuck(position);
+      // Reading tail pulls the producers' claim line into our cache and makes their next CAS
+      // wait for it: look for a stuck claim only once in a while.
+      if (++empty_polls_ % kEmptyPollsPerStuckCheck == 0) {
+        const std::uint64_t tail = Ref64(ring_->header()->tail).load(std::memory_order_seq_cst);
+        if (distance(position, tail) > 0) note_stuck(position);
+      }
       return {{}, RingStatus::empty};
     }
     position = head.load(std::memory_order_relaxed);  // another consumer got ahead
@@ -412,8 +418,7 @@ Frame MpmcConsumer::try_take() noexcept {
 
 void MpmcConsumer::release() noexcept {
   if (held_ == kMpmcNoIntent) return;
-  Ref64(ring_->slot(held_)->sequence)
-      .store(held_ + ring_->geometry().capacity, std::memory_order_seq_cst);
+  store_for_sleepers(Ref64(ring_->slot(held_)->sequence), held_ + ring_->geometry().capacity);
   held_ = kMpmcNoIntent;  // intent left in place, as in publish()
   DoorbellRef(&ring_->header()->space_available).ring();
 }
@@ -421,7 +426,13 @@ void MpmcConsumer::release() noexcept {
 Frame MpmcConsumer::take(const WaitStrategy& strategy,
                          std::chrono::steady_clock::time_point deadline) noexcept {
   auto attempt = [&] { return try_take(); };
-  return wait_until(attempt, attempt, [this] { return sleep_cap(); },
+  // Right before sleeping, always look for a stuck claim: a sleeper that missed one would sleep
+  // uncapped, and nobody rings for a dead producer's slot.
+  auto confirm = [&] {
+    empty_polls_ = kEmptyPollsPerStuckCheck - 1;
+    return try_take();
+  };
+  return wait_until(attempt, confirm, [this] { return sleep_cap(); },
                     DoorbellRef(&ring_->header()->items_available), strategy, deadline,
                     &wait_stats_);
 }

@@ -150,6 +150,7 @@ Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
       !claimed) {
     return tl::unexpected(std::move(claimed.error()));
   }
+  register_ringer();
   SpscProducer producer(ring);
   producer.attached_ = true;
   // A previous producer's loaned-but-unpublished frames were never visible: resume from the
@@ -247,9 +248,9 @@ void SpscProducer::publish() noexcept {
     position += size;
   }
   write_index_ = pending_index_;
-  // seq_cst: paired with a consumer's prepare_wait, so the doorbell check below cannot miss a
-  // sleeper (doorbell.hpp); a consumer about to sleep reads write_index, not commit words.
-  index_ref(header_->write_index).store(write_index_, std::memory_order_seq_cst);
+  // Paired with a consumer's prepare_wait, so the doorbell check below cannot miss a sleeper
+  // (doorbell.hpp); a consumer about to sleep reads write_index, not commit words.
+  store_for_sleepers(index_ref(header_->write_index), write_index_);
   frames_published_ += frames_pending_;
   frames_pending_ = 0;
   DoorbellRef(&header_->data_available).ring();
@@ -298,6 +299,7 @@ Result<SpscConsumer> SpscConsumer::attach(SpscRing& ring) {
       !claimed) {
     return tl::unexpected(std::move(claimed.error()));
   }
+  register_ringer();
   SpscConsumer consumer(ring);
   consumer.attached_ = true;
   const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
@@ -368,7 +370,7 @@ Frame SpscConsumer::try_read() noexcept {
 void SpscConsumer::release() noexcept {
   if (pending_index_ == read_index_) return;
   read_index_ = pending_index_;
-  index_ref(header_->read_index).store(read_index_, std::memory_order_seq_cst);
+  store_for_sleepers(index_ref(header_->read_index), read_index_);
   DoorbellRef(&header_->space_available).ring();
 }
 

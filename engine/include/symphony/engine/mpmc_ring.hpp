@@ -146,6 +146,7 @@ class MpmcConsumer : public MpmcHandle {
  private:
   using MpmcHandle::MpmcHandle;
   std::uint64_t abandoned_skipped_ = 0;
+  std::uint32_t empty_polls_ = 0;
   WaitStats wait_stats_;
 };
 
