@@ -31,8 +31,9 @@ const char* to_string(RingStatus status) noexcept {
   return "unknown";
 }
 
-Error Error::from_layout(const layouts::LayoutError& e) {
-  return Error{Errc::invalid_layout, std::string(layouts::to_string(e.code)) + ": " + e.message};
+Error Error::from_layout(std::string_view segment_name, const layouts::LayoutError& e) {
+  return Error{Errc::invalid_layout, "segment '" + std::string(segment_name) + "': " +
+                                         layouts::to_string(e.code) + ": " + e.message};
 }
 
 Error Error::from_errno(const std::string& what, int errno_value) {

@@ -106,11 +106,7 @@ Result<MpmcRing> MpmcRing::open(std::string_view name) {
   auto segment = ShmSegment::open(name, layouts::SegmentKind::mpmc_ring);
   if (!segment) return tl::unexpected(std::move(segment.error()));
   auto geometry = layouts::verify_mpmc_ring(segment->base(), segment->size());
-  if (!geometry) {
-    auto error = Error::from_layout(geometry.error());
-    error.message = "segment '" + std::string(name) + "': " + error.message;
-    return tl::unexpected(std::move(error));
-  }
+  if (!geometry) return tl::unexpected(Error::from_layout(name, geometry.error()));
   return MpmcRing(std::move(*segment), *geometry);
 }
 

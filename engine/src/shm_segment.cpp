@@ -264,11 +264,7 @@ Result<ShmSegment> ShmSegment::open(std::string_view name, layouts::SegmentKind 
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   auto header = layouts::verify_segment_header(segment.base_, size, kind);
-  if (!header) {
-    return tl::unexpected(Error{Errc::invalid_layout, "segment '" + std::string(name) + "': " +
-                                                          layouts::to_string(header.error().code) +
-                                                          ": " + header.error().message});
-  }
+  if (!header) return tl::unexpected(Error::from_layout(name, header.error()));
   segment.generation_ = header->generation;
   return segment;
 }

@@ -12,8 +12,9 @@ namespace {
 using layouts::SpscFrameHeader;
 using layouts::SpscRingHeader;
 
-std::atomic_ref<std::uint64_t> index_ref(std::uint64_t& index) noexcept {
-  return std::atomic_ref<std::uint64_t>(index);
+// Indices and counters in shared memory are plain u64s, accessed atomically.
+std::atomic_ref<std::uint64_t> ref64(std::uint64_t& value) noexcept {
+  return std::atomic_ref<std::uint64_t>(value);
 }
 
 std::atomic_ref<std::uint32_t> commit_ref(std::byte* frame) noexcept {
@@ -44,17 +45,13 @@ std::uint64_t committed_frame_size(std::byte* data, const layouts::SpscGeometry&
   return 0;
 }
 
-std::atomic_ref<std::uint64_t> counter_ref(std::uint64_t& counter) noexcept {
-  return std::atomic_ref<std::uint64_t>(counter);
-}
-
 // Claims a role record; on takeover from a dead holder, counts it.
 Result<void> claim_role(layouts::ProcessIdentityRecord& record, std::uint64_t& takeovers,
                         const char* role) {
   switch (claim_identity(record)) {
     case ClaimOutcome::claimed: return {};
     case ClaimOutcome::took_over:
-      counter_ref(takeovers).fetch_add(1, std::memory_order_relaxed);
+      ref64(takeovers).fetch_add(1, std::memory_order_relaxed);
       return {};
     case ClaimOutcome::held_by_live: break;
   }
@@ -114,11 +111,7 @@ Result<SpscRing> SpscRing::open(std::string_view name) {
   auto segment = ShmSegment::open(name, layouts::SegmentKind::spsc_ring);
   if (!segment) return tl::unexpected(std::move(segment.error()));
   auto geometry = layouts::verify_spsc_ring(segment->base(), segment->size());
-  if (!geometry) {
-    auto error = Error::from_layout(geometry.error());
-    error.message = "segment '" + std::string(name) + "': " + error.message;
-    return tl::unexpected(std::move(error));
-  }
+  if (!geometry) return tl::unexpected(Error::from_layout(name, geometry.error()));
   return SpscRing(std::move(*segment), *geometry);
 }
 
@@ -156,8 +149,8 @@ Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
   // A previous producer's loaned-but-unpublished frames were never visible: resume from the
   // published index.
   const std::uint64_t capacity = ring.geometry().capacity;
-  const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
-  const std::uint64_t write_index = index_ref(header->write_index).load(std::memory_order_seq_cst);
+  const std::uint64_t read_index = ref64(header->read_index).load(std::memory_order_seq_cst);
+  const std::uint64_t write_index = ref64(header->write_index).load(std::memory_order_seq_cst);
   // A producer killed inside publish() may have committed frames (which the consumer may
   // already have read, so read_index can be past write_index) without storing write_index:
   // resume after the last committed frame. The walk is bounded by one ring.
@@ -173,7 +166,7 @@ Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
   if (!layouts::spsc_indices_consistent(end, read_index, capacity)) {
     return tl::unexpected(corrupt_at_attach("cannot produce", end, read_index));
   }
-  if (end != write_index) index_ref(header->write_index).store(end, std::memory_order_seq_cst);
+  if (end != write_index) ref64(header->write_index).store(end, std::memory_order_seq_cst);
   producer.write_index_ = producer.pending_index_ = end;
   producer.read_index_cache_ = read_index;
   return producer;
@@ -181,7 +174,7 @@ Result<SpscProducer> SpscProducer::attach(SpscRing& ring) {
 
 bool SpscProducer::refresh_read_index() noexcept {
   // seq_cst: a producer about to sleep on space_available must not miss a release (doorbell.hpp).
-  const std::uint64_t read_index = index_ref(header_->read_index).load(std::memory_order_seq_cst);
+  const std::uint64_t read_index = ref64(header_->read_index).load(std::memory_order_seq_cst);
   // The consumer can never be ahead of what we published, nor more than a ring behind.
   if (read_index < read_index_cache_ ||
       !layouts::spsc_indices_consistent(write_index_, read_index, geometry_.capacity)) {
@@ -250,7 +243,7 @@ void SpscProducer::publish() noexcept {
   write_index_ = pending_index_;
   // Paired with a consumer's prepare_wait, so the doorbell check below cannot miss a sleeper
   // (doorbell.hpp); a consumer about to sleep reads write_index, not commit words.
-  store_for_sleepers(index_ref(header_->write_index), write_index_);
+  store_for_sleepers(ref64(header_->write_index), write_index_);
   frames_published_ += frames_pending_;
   frames_pending_ = 0;
   DoorbellRef(&header_->data_available).ring();
@@ -302,8 +295,8 @@ Result<SpscConsumer> SpscConsumer::attach(SpscRing& ring) {
   register_ringer();
   SpscConsumer consumer(ring);
   consumer.attached_ = true;
-  const std::uint64_t read_index = index_ref(header->read_index).load(std::memory_order_seq_cst);
-  const std::uint64_t write_index = index_ref(header->write_index).load(std::memory_order_seq_cst);
+  const std::uint64_t read_index = ref64(header->read_index).load(std::memory_order_seq_cst);
+  const std::uint64_t write_index = ref64(header->write_index).load(std::memory_order_seq_cst);
   if (!layouts::spsc_indices_plausible(write_index, read_index, ring.geometry().capacity)) {
     return tl::unexpected(corrupt_at_attach("cannot consume", write_index, read_index));
   }
@@ -323,7 +316,7 @@ bool SpscProducer::consumer_alive() const noexcept {
 bool SpscConsumer::refresh_write_index() noexcept {
   // seq_cst: paired with the producer's seq_cst publish for the sleep handshake.
   const std::uint64_t write_index =
-      index_ref(header_->write_index).load(std::memory_order_seq_cst);
+      ref64(header_->write_index).load(std::memory_order_seq_cst);
   // We may be ahead of write_index (frames committed in a publish still in progress).
   if (write_index < write_index_cache_ ||
       !layouts::spsc_indices_plausible(write_index, read_index_, geometry_.capacity)) {
@@ -370,7 +363,7 @@ Frame SpscConsumer::try_read() noexcept {
 void SpscConsumer::release() noexcept {
   if (pending_index_ == read_index_) return;
   read_index_ = pending_index_;
-  store_for_sleepers(index_ref(header_->read_index), read_index_);
+  store_for_sleepers(ref64(header_->read_index), read_index_);
   DoorbellRef(&header_->space_available).ring();
 }
 

@@ -3,6 +3,7 @@
 // return these: they report full/empty/oversize/corrupt through small status values.
 
 #include <string>
+#include <string_view>
 
 #include <tl/expected.hpp>
 
@@ -26,7 +27,8 @@ struct Error {
   Errc code;
   std::string message;
 
-  static Error from_layout(const layouts::LayoutError& e);
+  // "segment '<name>': <what the verifier found>: <its message>"
+  static Error from_layout(std::string_view segment_name, const layouts::LayoutError& e);
   // "<what>: <strerror(errno_value)>"
   static Error from_errno(const std::string& what, int errno_value);
 };
