@@ -270,8 +270,8 @@ Result<MpmcProducer> MpmcProducer::attach(MpmcRing& ring) {
 }
 
 Loan MpmcProducer::try_loan(std::size_t length) noexcept {
-  if (held_ != kMpmcNoIntent) return {{}, RingStatus::busy};
-  if (length > ring_->max_payload()) return {{}, RingStatus::oversize};
+  if (held_ != kMpmcNoIntent) return {nullptr, 0, RingStatus::busy};
+  if (length > ring_->max_payload()) return {nullptr, 0, RingStatus::oversize};
   const std::uint64_t capacity = ring_->geometry().capacity;
   Ref64 tail(ring_->header()->tail);
   std::uint64_t position = tail.load(std::memory_order_relaxed);
@@ -289,7 +289,7 @@ Loan MpmcProducer::try_loan(std::size_t length) noexcept {
         std::atomic_ref<std::uint32_t>(slot->length)
             .store(static_cast<std::uint32_t>(length), std::memory_order_relaxed);
         auto* payload = reinterpret_cast<std::byte*>(slot) + layouts::kMpmcSlotHeaderSize;
-        return {{payload, length}, RingStatus::ok};
+        return Loan::of(payload, length);
       }
       continue;  // position now holds the current tail
     }
@@ -299,7 +299,7 @@ Loan MpmcProducer::try_loan(std::size_t length) noexcept {
       if (current == position) {
         clear_intent();
         note_stuck(position - capacity);
-        return {{}, RingStatus::full};
+        return {nullptr, 0, RingStatus::full};
       }
       position = current;
     } else {
@@ -307,7 +307,7 @@ Loan MpmcProducer::try_loan(std::size_t length) noexcept {
     }
   }
   clear_intent();
-  return {{}, RingStatus::full};
+  return {nullptr, 0, RingStatus::full};
 }
 
 void MpmcProducer::publish() noexcept {
@@ -324,7 +324,7 @@ void MpmcProducer::publish() noexcept {
 RingStatus MpmcProducer::try_write(std::span<const std::byte> payload) noexcept {
   const Loan loan = try_loan(payload.size());
   if (!loan.ok()) return loan.status;
-  if (!payload.empty()) std::memcpy(loan.bytes.data(), payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(loan.bytes().data(), payload.data(), payload.size());
   publish();
   return RingStatus::ok;
 }
@@ -353,7 +353,7 @@ Result<MpmcConsumer> MpmcConsumer::attach(MpmcRing& ring) {
 }
 
 Frame MpmcConsumer::try_take() noexcept {
-  if (held_ != kMpmcNoIntent) return {{}, RingStatus::busy};
+  if (held_ != kMpmcNoIntent) return {nullptr, 0, RingStatus::busy};
   const std::uint64_t capacity = ring_->geometry().capacity;
   Ref64 head(ring_->header()->head);
   std::uint64_t position = head.load(std::memory_order_relaxed);
@@ -383,12 +383,12 @@ Frame MpmcConsumer::try_take() noexcept {
         // Never follow a corrupt length: hand the slot back and say so.
         sequence_ref.store(position + capacity, std::memory_order_seq_cst);
         clear_intent();
-        return {{}, RingStatus::corrupt};
+        return {nullptr, 0, RingStatus::corrupt};
       }
       held_ = position;
       stuck_position_ = kMpmcNoIntent;
       const auto* payload = reinterpret_cast<const std::byte*>(slot) + layouts::kMpmcSlotHeaderSize;
-      return {{payload, length}, RingStatus::ok};
+      return Frame::of(payload, length);
     }
     if (lag < 0) {
       // Not published yet. Empty if nobody claimed it; stuck if a producer did.
@@ -404,12 +404,12 @@ Frame MpmcConsumer::try_take() noexcept {
         const std::uint64_t tail = Ref64(ring_->header()->tail).load(std::memory_order_seq_cst);
         if (distance(position, tail) > 0) note_stuck(position);
       }
-      return {{}, RingStatus::empty};
+      return {nullptr, 0, RingStatus::empty};
     }
     position = head.load(std::memory_order_relaxed);  // another consumer got ahead
   }
   clear_intent();
-  return {{}, RingStatus::empty};
+  return {nullptr, 0, RingStatus::empty};
 }
 
 void MpmcConsumer::release() noexcept {

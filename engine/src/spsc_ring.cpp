@@ -186,16 +186,16 @@ bool SpscProducer::refresh_read_index() noexcept {
 }
 
 Loan SpscProducer::try_loan(std::size_t length) noexcept {
-  if (corrupt_) return {{}, RingStatus::corrupt};
-  if (length > geometry_.max_payload) return {{}, RingStatus::oversize};
+  if (corrupt_) return {nullptr, 0, RingStatus::corrupt};
+  if (length > geometry_.max_payload) return {nullptr, 0, RingStatus::oversize};
   const std::uint64_t capacity = geometry_.capacity;
   const std::uint64_t frame = layouts::spsc_frame_size(length);
   std::uint64_t offset = pending_index_ & (capacity - 1);
   const std::uint64_t tail = capacity - offset;
   const std::uint64_t needed = frame <= tail ? frame : tail + frame;
   if (pending_index_ + needed - read_index_cache_ > capacity) {
-    if (!refresh_read_index()) return {{}, RingStatus::corrupt};
-    if (pending_index_ + needed - read_index_cache_ > capacity) return {{}, RingStatus::full};
+    if (!refresh_read_index()) return {nullptr, 0, RingStatus::corrupt};
+    if (pending_index_ + needed - read_index_cache_ > capacity) return {nullptr, 0, RingStatus::full};
   }
   if (frame > tail) {
     // Frames never split: cover the tail with padding and start again at offset 0.
@@ -207,7 +207,7 @@ Loan SpscProducer::try_loan(std::size_t length) noexcept {
   write_loaned_header(offset, static_cast<std::uint32_t>(length), layouts::kFrameData);
   pending_index_ += frame;
   ++frames_pending_;
-  return {{data_ + offset + sizeof(SpscFrameHeader), length}, RingStatus::ok};
+  return Loan::of(data_ + offset + sizeof(SpscFrameHeader), length);
 }
 
 void SpscProducer::write_loaned_header(std::uint64_t offset, std::uint32_t length,
@@ -252,7 +252,7 @@ void SpscProducer::publish() noexcept {
 RingStatus SpscProducer::try_write(std::span<const std::byte> payload) noexcept {
   const Loan loan = try_loan(payload.size());
   if (!loan.ok()) return loan.status;
-  if (!payload.empty()) std::memcpy(loan.bytes.data(), payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(loan.bytes().data(), payload.data(), payload.size());
   publish();
   return RingStatus::ok;
 }
@@ -328,7 +328,7 @@ bool SpscConsumer::refresh_write_index() noexcept {
 }
 
 Frame SpscConsumer::try_read() noexcept {
-  if (corrupt_) return {{}, RingStatus::corrupt};
+  if (corrupt_) return {nullptr, 0, RingStatus::corrupt};
   const std::uint64_t capacity = geometry_.capacity;
   std::uint64_t offset = pending_index_ & (capacity - 1);
   // Poll the commit word in the frame itself (see spsc_ring.hpp): the data comes with it.
@@ -338,14 +338,14 @@ Frame SpscConsumer::try_read() noexcept {
     const std::uint64_t tail = capacity - offset;
     if (offset == 0 || load_length(data_ + offset) != tail - sizeof(SpscFrameHeader)) {
       corrupt_ = true;
-      return {{}, RingStatus::corrupt};
+      return {nullptr, 0, RingStatus::corrupt};
     }
     pending_index_ += tail;
     offset = 0;
     commit = commit_ref(data_).load(std::memory_order_acquire);
   }
   if (commit != layouts::spsc_commit_word(layouts::kFrameData, pending_index_)) {
-    return {{}, RingStatus::empty};
+    return {nullptr, 0, RingStatus::empty};
   }
   // Read the length once: a hostile writer cannot change it between check and use.
   const std::uint32_t length = load_length(data_ + offset);
@@ -353,11 +353,11 @@ Frame SpscConsumer::try_read() noexcept {
   if (length > geometry_.max_payload || frame > capacity - offset ||
       pending_index_ + frame - read_index_ > capacity) {
     corrupt_ = true;
-    return {{}, RingStatus::corrupt};
+    return {nullptr, 0, RingStatus::corrupt};
   }
   pending_index_ += frame;
   ++frames_read_;
-  return {{data_ + offset + sizeof(SpscFrameHeader), length}, RingStatus::ok};
+  return Frame::of(data_ + offset + sizeof(SpscFrameHeader), length);
 }
 
 void SpscConsumer::release() noexcept {
@@ -374,14 +374,14 @@ Frame SpscConsumer::read(const WaitStrategy& strategy,
   auto confirm = [&] {
     Frame frame = try_read();
     if (!frame.would_block()) return frame;
-    if (!refresh_write_index()) return Frame{{}, RingStatus::corrupt};
+    if (!refresh_write_index()) return Frame::failed(RingStatus::corrupt);
     if (write_index_cache_ <= pending_index_) return frame;
     // Every frame below a write_index loaded seq_cst is committed: if it still does not look
     // it, the commit word was overwritten.
     frame = try_read();
     if (frame.would_block()) {
       corrupt_ = true;
-      return Frame{{}, RingStatus::corrupt};
+      return Frame::failed(RingStatus::corrupt);
     }
     return frame;
   };

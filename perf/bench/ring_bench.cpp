@@ -84,14 +84,14 @@ void BM_SpscRoundTrip(benchmark::State& state) {
       state.SkipWithError(engine::to_string(loan.status));
       break;
     }
-    std::memcpy(loan.bytes.data(), source.data(), size);
+    std::memcpy(loan.bytes().data(), source.data(), size);
     pair->producer.publish();
     const engine::Frame frame = pair->consumer.try_read();
     if (!frame.ok()) {
       state.SkipWithError(engine::to_string(frame.status));
       break;
     }
-    std::memcpy(sink.data(), frame.bytes.data(), std::min(size, frame.bytes.size()));
+    std::memcpy(sink.data(), frame.bytes().data(), std::min(size, frame.bytes().size()));
     benchmark::DoNotOptimize(sink.data());
     benchmark::ClobberMemory();
     pair->consumer.release();
@@ -116,7 +116,7 @@ void BM_SpscBatched(benchmark::State& state) {
         state.SkipWithError(engine::to_string(loan.status));
         return;
       }
-      std::memcpy(loan.bytes.data(), source.data(), size);
+      std::memcpy(loan.bytes().data(), source.data(), size);
     }
     pair->producer.publish();
     for (int i = 0; i < kBatch; ++i) {
@@ -125,7 +125,7 @@ void BM_SpscBatched(benchmark::State& state) {
         state.SkipWithError(engine::to_string(frame.status));
         return;
       }
-      std::memcpy(sink.data(), frame.bytes.data(), std::min(size, frame.bytes.size()));
+      std::memcpy(sink.data(), frame.bytes().data(), std::min(size, frame.bytes().size()));
       benchmark::DoNotOptimize(sink.data());
     }
     benchmark::ClobberMemory();
@@ -150,7 +150,7 @@ void BM_SpscTryWriteRead(benchmark::State& state) {
       state.SkipWithError("try_write / try_read failed");
       break;
     }
-    benchmark::DoNotOptimize(frame.bytes.data());
+    benchmark::DoNotOptimize(frame.bytes().data());
     pair->consumer.release();
   }
   state.SetItemsProcessed(state.iterations());
@@ -185,7 +185,7 @@ void BM_SpscTwoThreads(benchmark::State& state) {
       const engine::Frame frame = consumer.try_read();
       if (frame.ok()) {
         std::uint64_t word = 0;
-        std::memcpy(&word, frame.bytes.data(), std::min(sizeof word, frame.bytes.size()));
+        std::memcpy(&word, frame.bytes().data(), std::min(sizeof word, frame.bytes().size()));
         checksum += word;
         ++consumed;
         if (++unreleased == 64) {
@@ -220,7 +220,7 @@ void BM_SpscTwoThreads(benchmark::State& state) {
       state.SkipWithError(engine::to_string(loan.status));
       break;
     }
-    std::memcpy(loan.bytes.data(), source.data(), size);
+    std::memcpy(loan.bytes().data(), source.data(), size);
     if (++pending == batch) {
       producer.publish();
       pending = 0;
@@ -272,7 +272,7 @@ void BM_MpmcRoundTrip(benchmark::State& state) {
       state.SkipWithError(engine::to_string(frame.status));
       break;
     }
-    std::memcpy(sink.data(), frame.bytes.data(), std::min(size, frame.bytes.size()));
+    std::memcpy(sink.data(), frame.bytes().data(), std::min(size, frame.bytes().size()));
     benchmark::DoNotOptimize(sink.data());
     benchmark::ClobberMemory();
     consumer->release();

@@ -465,10 +465,10 @@ int run_producer(const Options& o) {
                    engine::to_string(loan.status));
       return kExitRing;
     }
-    fill_frame(loan.bytes, seq);
+    fill_frame(loan.bytes(), seq);
     // Stamped last, right before publish: the latency is the ring's, not the fill's.
     const std::uint64_t stamp = now_ns();
-    std::memcpy(loan.bytes.data() + 8, &stamp, sizeof stamp);
+    std::memcpy(loan.bytes().data() + 8, &stamp, sizeof stamp);
     producer->publish();
     ++seq;
   }
@@ -479,7 +479,7 @@ int run_producer(const Options& o) {
                  engine::to_string(end.status));
     return kExitRing;
   }
-  std::memcpy(end.bytes.data(), &seq, sizeof seq);
+  std::memcpy(end.bytes().data(), &seq, sizeof seq);
   producer->publish();
   return kExitOk;
 }
@@ -598,7 +598,7 @@ int run_consumer(const Options& o) {
     }
     const std::uint64_t now = now_ns();
     if (frame.ok()) {
-      consume_frame(frame.bytes, now, o.payload, check, interval);
+      consume_frame(frame.bytes(), now, o.payload, check, interval);
       if (++unreleased == kReleaseEvery) {
         consumer->release();
         unreleased = 0;

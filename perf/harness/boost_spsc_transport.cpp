@@ -186,6 +186,7 @@ class BoostTransport final : public Transport {
   }
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.mode != Mode::busy) return "boost::lockfree::spsc_queue has no wake-up of its own";
+    if (spec.batch != 1) return "each element is pushed on its own (no batching)";
     if (spec.producers != 1 || spec.consumers != 1) {
       return "an SPSC queue has exactly one producer and one consumer";
     }

@@ -452,18 +452,33 @@ SideReport throughput_producer(Tx& tx, const SideContext& side) {
   const std::uint64_t run_end =
       clock.now() + clock.from_ns(static_cast<std::uint64_t>(spec.seconds * 1e9));
   std::uint64_t sent = 0;
+  const unsigned batch = spec.batch;
+  unsigned unpublished = 0;
   for (;;) {
     if (quota != 0) {
       if (sent == quota) break;
     } else if ((sent & 63) == 0 && clock.now() >= run_end) {
       break;
     }
-    const Poll poll = wait_loan(tx, spec.payload, out, side);
+    Poll poll = tx.try_loan(spec.payload, out);
+    if (poll == Poll::would_block) [[unlikely]] {
+      // Full: what is loaned but unpublished must become visible, or the consumer never frees
+      // the room we wait for.
+      if (unpublished != 0) {
+        tx.publish();
+        unpublished = 0;
+      }
+      poll = wait_loan(tx, spec.payload, out, side);
+    }
     if (poll != Poll::ready) return fail_wait(report, poll, tx, "loan", sent + 1, side);
     ++sent;
     pattern.write(out, base | sent);
-    tx.publish();
+    if (++unpublished == batch) {
+      tx.publish();
+      unpublished = 0;
+    }
   }
+  if (unpublished != 0) tx.publish();
   noise.stop(report);
   report.messages = sent;
   // After the last publish: a consumer that sees every producer done and then an empty queue has
@@ -487,6 +502,8 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
   // A message arrived since the last stamp: the next empty poll stamps the time, so the
   // consumer's last receive is known without a clock read per message.
   bool fresh = false;
+  const unsigned batch = spec.batch;
+  unsigned unreleased = 0;
 
   const auto take = [&]() -> bool {
     const std::uint64_t sequence = PayloadPattern::sequence(in);
@@ -503,7 +520,10 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
       return false;
     }
     last[producer] = count;
-    rx.release();
+    if (++unreleased == batch) {
+      rx.release();
+      unreleased = 0;
+    }
     ++report.messages;
     fresh = true;
     maybe_inject_fault(side, report.messages);
@@ -524,6 +544,11 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
     }
     if (poll == Poll::failed)
       return fail_wait(report, poll, rx, "receive", report.messages + 1, side);
+    if (unreleased != 0) {
+      // Nothing more to read now: hand the room back rather than let the producer wait for it.
+      rx.release();
+      unreleased = 0;
+    }
     if (fresh) {
       report.last_ns = static_cast<std::int64_t>(TickClock::steady_ns());
       fresh = false;

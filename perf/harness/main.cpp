@@ -288,6 +288,10 @@ std::vector<Point> plan_points(const Options& options, const MeasureSpec& base,
           point.pattern_label += "(" + std::to_string(options.producers) + "->" +
                                  std::to_string(options.consumers) + ")";
         }
+        if (pattern == Pattern::throughput && options.batch != 1) {
+          point.spec.batch = options.batch;
+          point.pattern_label += "(batch " + std::to_string(options.batch) + ")";
+        }
         if (const std::string why = point.transport->unsupported(point.spec); !why.empty()) {
           notes.push_back("skipped " + describe(point) + ": " + why);
           std::fprintf(stderr, "symphony-perf: %s\n", notes.back().c_str());

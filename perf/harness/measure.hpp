@@ -55,6 +55,9 @@ struct MeasureSpec {
   double seconds = 0.2;
   unsigned producers = 1;  // throughput only; ping-pong is always one initiator, one echoer
   unsigned consumers = 1;
+  // Throughput: the producer publishes every `batch` messages (and before it waits for room),
+  // the consumer releases every `batch` messages (and whenever it finds the queue empty).
+  unsigned batch = 1;
   std::uint64_t queue_bytes = kDefaultQueueBytes;
   // Any wait longer than this fails the measurement.
   std::chrono::nanoseconds timeout = std::chrono::seconds(30);

@@ -227,6 +227,8 @@ void print_help(std::FILE* out) {
       "  --producers P, --consumers C   throughput with P producer and C consumer processes\n"
       "                 (ring-mpmc only; default 1 and 1). Producers share the first core,\n"
       "                 consumers the second; with more processes than cores, waits yield.\n"
+      "  --batch N      throughput: publish every N messages and release every N (default 1:\n"
+      "                 each message on its own); transports that cannot batch skip N > 1\n"
       "  --queue-bytes B  bytes each queue holds (default %llu, and at least 4 messages);\n"
       "                 boost-spsc's capacity is fixed at compile time at the default\n"
       "  --cores A,B    the two CPUs (default: the first two this process may run on)\n"
@@ -287,7 +289,7 @@ Parsed parse_options(int argc, char** argv) {
     }
     static constexpr std::string_view kValued[] = {
         "--transport", "--pattern", "--mode",      "--payload",   "--repeats",
-        "--messages",  "--seconds", "--producers", "--consumers", "--queue-bytes",
+        "--messages",  "--seconds", "--producers", "--consumers", "--batch", "--queue-bytes",
         "--cores",     "--spin",    "--timeout",   "--json",      "--fault"};
     if (std::find(std::begin(kValued), std::end(kValued), name) == std::end(kValued)) {
       return tl::unexpected("unknown option '" + std::string(arg) + "' (see --help)");
@@ -357,6 +359,10 @@ Parsed parse_options(int argc, char** argv) {
       const auto count = parse_unsigned(value);
       if (!count || *count < 1 || *count > 64) return bad(name, value, "1 to 64");
       (name == "--producers" ? o.producers : o.consumers) = static_cast<unsigned>(*count);
+    } else if (name == "--batch") {
+      const auto count = parse_unsigned(value);
+      if (!count || *count < 1 || *count > 4096) return bad(name, value, "1 to 4096");
+      o.batch = static_cast<unsigned>(*count);
     } else if (name == "--queue-bytes") {
       const auto bytes = parse_bytes(value);
       if (!bytes || *bytes < 256 || *bytes > (1ULL << 32)) {

@@ -24,6 +24,7 @@ struct Options {
   double seconds = 0.2;
   unsigned producers = 1;
   unsigned consumers = 1;
+  unsigned batch = 1;  // throughput: messages per publish and per release
   std::uint64_t queue_bytes = kDefaultQueueBytes;
   std::optional<std::array<int, 2>> cores;  // default: the first two CPUs we may run on
   double timeout_seconds = 30.0;

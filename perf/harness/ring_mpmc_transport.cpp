@@ -32,8 +32,7 @@ class MpmcSender {
  private:
   Poll accept(const engine::Loan& loan, std::span<std::byte>& out) noexcept {
     if (loan.ok()) [[likely]] {
-      // Field by field: see SpscSender in ring_spsc_transport.cpp (store-forwarding stall).
-      out = std::span<std::byte>(loan.bytes.data(), loan.bytes.size());
+      out = loan.bytes();
       return Poll::ready;
     }
     if (loan.would_block()) return Poll::would_block;
@@ -59,7 +58,7 @@ class MpmcReceiver {
  private:
   Poll accept(const engine::Frame& frame, std::span<const std::byte>& in) noexcept {
     if (frame.ok()) [[likely]] {
-      in = std::span<const std::byte>(frame.bytes.data(), frame.bytes.size());  // as above
+      in = frame.bytes();
       return Poll::ready;
     }
     if (frame.would_block()) return Poll::would_block;
@@ -153,6 +152,7 @@ class MpmcTransport final : public Transport {
       return "ping-pong is one initiator and one echoer";
     }
     if (spec.payload > (std::size_t{1} << 31)) return "slots carry at most 2 GiB";
+    if (spec.batch != 1) return "each slot is claimed and published on its own (no batching)";
     return {};
   }
   engine::Result<std::unique_ptr<Session>> prepare(const MeasureSpec& spec,

@@ -33,11 +33,7 @@ class SpscSender {
  private:
   Poll accept(const engine::Loan& loan, std::span<std::byte>& out) noexcept {
     if (loan.ok()) [[likely]] {
-      // Field by field, not `out = loan.bytes`: the engine returns a Loan (24 bytes) through
-      // memory, written with 8-byte stores. A 16-byte copy of the span cannot be forwarded from
-      // those stores and waits for the store buffer to drain - behind try_loan()'s frame-header
-      // stores, which wait for the cache line the other side is polling: ~35 ns per echo.
-      out = std::span<std::byte>(loan.bytes.data(), loan.bytes.size());
+      out = loan.bytes();
       return Poll::ready;
     }
     if (loan.would_block()) return Poll::would_block;
@@ -63,7 +59,7 @@ class SpscReceiver {
  private:
   Poll accept(const engine::Frame& frame, std::span<const std::byte>& in) noexcept {
     if (frame.ok()) [[likely]] {
-      in = std::span<const std::byte>(frame.bytes.data(), frame.bytes.size());  // as above
+      in = frame.bytes();
       return Poll::ready;
     }
     if (frame.would_block()) return Poll::would_block;

@@ -107,7 +107,7 @@ TEST_F(MpmcRingTest, GeometryAndOpen) {
   ASSERT_EQ(producer.try_write(message(200, 1)), RingStatus::ok);
   const Frame frame = consumer.try_take();
   ASSERT_EQ(frame.status, RingStatus::ok);
-  EXPECT_TRUE(is_message(frame.bytes, 200, 1));
+  EXPECT_TRUE(is_message(frame.bytes(), 200, 1));
   consumer.release();
 
   auto missing = MpmcRing::open(name());
@@ -129,15 +129,15 @@ TEST_F(MpmcRingTest, FifoWithAllLengths) {
   for (std::uint64_t seq = 0; seq <= 100; ++seq) {
     const Loan loan = producer.try_loan(seq);
     ASSERT_EQ(loan.status, RingStatus::ok) << seq;
-    ASSERT_EQ(loan.bytes.size(), seq);
+    ASSERT_EQ(loan.bytes().size(), seq);
     const auto bytes = message(seq, seq);
-    if (seq > 0) std::memcpy(loan.bytes.data(), bytes.data(), seq);
+    if (seq > 0) std::memcpy(loan.bytes().data(), bytes.data(), seq);
     producer.publish();
     if (seq % 3 == 2) {  // let a few accumulate
       while (taken <= seq) {
         const Frame frame = consumer.try_take();
         ASSERT_EQ(frame.status, RingStatus::ok) << taken;
-        EXPECT_TRUE(is_message(frame.bytes, taken, taken)) << taken;
+        EXPECT_TRUE(is_message(frame.bytes(), taken, taken)) << taken;
         consumer.release();
         ++taken;
       }
@@ -146,7 +146,7 @@ TEST_F(MpmcRingTest, FifoWithAllLengths) {
   while (taken <= 100) {
     const Frame frame = consumer.try_take();
     ASSERT_EQ(frame.status, RingStatus::ok) << taken;
-    EXPECT_TRUE(is_message(frame.bytes, taken, taken)) << taken;
+    EXPECT_TRUE(is_message(frame.bytes(), taken, taken)) << taken;
     consumer.release();
     ++taken;
   }
@@ -163,12 +163,12 @@ TEST_F(MpmcRingTest, FramesAreInsideTheSlotArea) {
   for (std::uint64_t seq = 0; seq < 20; ++seq) {
     const Loan loan = producer.try_loan(100);
     ASSERT_TRUE(loan.ok());
-    EXPECT_GE(loan.bytes.data(), slots);
-    EXPECT_LE(loan.bytes.data() + loan.bytes.size(), end);
+    EXPECT_GE(loan.bytes().data(), slots);
+    EXPECT_LE(loan.bytes().data() + loan.bytes().size(), end);
     producer.publish();
     const Frame frame = consumer.try_take();
     ASSERT_TRUE(frame.ok());
-    EXPECT_EQ(frame.bytes.data(), loan.bytes.data()) << "zero copy: read in place";
+    EXPECT_EQ(frame.bytes().data(), loan.bytes().data()) << "zero copy: read in place";
     consumer.release();
   }
 }
@@ -198,7 +198,7 @@ TEST_F(MpmcRingTest, EmptyAndFull) {
   // A taken but unreleased slot is not free yet.
   frame = consumer.try_take();
   ASSERT_EQ(frame.status, RingStatus::ok);
-  EXPECT_TRUE(is_message(frame.bytes, 16, 0));
+  EXPECT_TRUE(is_message(frame.bytes(), 16, 0));
   EXPECT_EQ(producer.try_write(message(16, 99)), RingStatus::full);
   consumer.release();
   ASSERT_EQ(producer.try_write(message(16, 8)), RingStatus::ok);
@@ -206,7 +206,7 @@ TEST_F(MpmcRingTest, EmptyAndFull) {
   for (std::uint64_t seq = 1; seq <= 8; ++seq) {
     frame = consumer.try_take();
     ASSERT_EQ(frame.status, RingStatus::ok) << seq;
-    EXPECT_TRUE(is_message(frame.bytes, 16, seq)) << "message " << seq << " was overwritten";
+    EXPECT_TRUE(is_message(frame.bytes(), 16, seq)) << "message " << seq << " was overwritten";
     consumer.release();
   }
   EXPECT_EQ(consumer.try_take().status, RingStatus::empty);
@@ -233,7 +233,7 @@ TEST_F(MpmcRingTest, DoubleLoanOrTakeIsBusy) {
   MpmcConsumer consumer = consumer_of(ring);
   const Loan first = producer.try_loan(10);
   ASSERT_TRUE(first.ok());
-  std::memcpy(first.bytes.data(), message(10, 0).data(), 10);
+  std::memcpy(first.bytes().data(), message(10, 0).data(), 10);
   const Loan second = producer.try_loan(10);
   EXPECT_EQ(second.status, RingStatus::busy);
   EXPECT_FALSE(second.would_block()) << "busy is a usage error, not a reason to wait";
@@ -246,14 +246,14 @@ TEST_F(MpmcRingTest, DoubleLoanOrTakeIsBusy) {
 
   const Frame taken = consumer.try_take();
   ASSERT_TRUE(taken.ok());
-  EXPECT_TRUE(is_message(taken.bytes, 10, 0));
+  EXPECT_TRUE(is_message(taken.bytes(), 10, 0));
   EXPECT_EQ(consumer.try_take().status, RingStatus::busy);
   EXPECT_EQ(consumer.take(WaitStrategy::sleeping(), Clock::now() + 10s).status, RingStatus::busy);
   consumer.release();
   consumer.release();  // a second release is a no-op
   const Frame next = consumer.try_take();
   ASSERT_TRUE(next.ok());
-  EXPECT_TRUE(is_message(next.bytes, 10, 1));
+  EXPECT_TRUE(is_message(next.bytes(), 10, 1));
   consumer.release();
   EXPECT_EQ(consumer.try_take().status, RingStatus::empty);
 }
@@ -286,7 +286,7 @@ TEST_F(MpmcRingTest, ProducerDestroyedWithAnOpenLoanAbandonsIt) {
   for (std::uint64_t seq = 0; seq < 2; ++seq) {
     const Frame frame = consumer.try_take();
     ASSERT_EQ(frame.status, RingStatus::ok) << seq;
-    EXPECT_TRUE(is_message(frame.bytes, 16, seq)) << seq;
+    EXPECT_TRUE(is_message(frame.bytes(), 16, seq)) << seq;
     consumer.release();
   }
   EXPECT_EQ(consumer.abandoned_skipped(), 1u);
@@ -314,7 +314,7 @@ TEST_F(MpmcRingTest, ConsumerDestroyedWithAnOpenTakeReleasesIt) {
   for (std::uint64_t seq = 1; seq <= 4; ++seq) {
     const Frame frame = consumer.try_take();
     ASSERT_EQ(frame.status, RingStatus::ok) << seq;
-    EXPECT_TRUE(is_message(frame.bytes, 16, seq)) << seq;
+    EXPECT_TRUE(is_message(frame.bytes(), 16, seq)) << seq;
     consumer.release();
   }
   EXPECT_EQ(consumer.try_take().status, RingStatus::empty);
@@ -351,7 +351,7 @@ TEST_F(MpmcRingTest, DeadParticipantsAreRecovered) {
     auto c = MpmcConsumer::attach(ring);
     SYM_CHILD_CHECK(c.has_value());
     const Frame frame = c->try_take();
-    SYM_CHILD_CHECK(frame.ok() && is_message(frame.bytes, 16, 0));
+    SYM_CHILD_CHECK(frame.ok() && is_message(frame.bytes(), 16, 0));
     ::_exit(0);
   });
   ASSERT_TRUE(taker.ok()) << taker;
@@ -367,7 +367,7 @@ TEST_F(MpmcRingTest, DeadParticipantsAreRecovered) {
   for (std::uint64_t seq : {std::uint64_t{1}, std::uint64_t{3}}) {
     const Frame frame = consumer.try_take();
     ASSERT_EQ(frame.status, RingStatus::ok) << seq;
-    EXPECT_TRUE(is_message(frame.bytes, 16, seq)) << seq;
+    EXPECT_TRUE(is_message(frame.bytes(), 16, seq)) << seq;
     consumer.release();
   }
   EXPECT_EQ(consumer.try_take().status, RingStatus::empty);
@@ -403,13 +403,13 @@ TEST_F(MpmcRingTest, CorruptLengthIsReportedNotFollowed) {
   std::atomic_ref<std::uint32_t>(ring.slot(0)->length).store(5000);
   const Frame bad = consumer.try_take();
   EXPECT_EQ(bad.status, RingStatus::corrupt);
-  EXPECT_TRUE(bad.bytes.empty());
+  EXPECT_TRUE(bad.bytes().empty());
   // Either the ring is quarantined (corrupt again) or it goes on with the next, intact message;
   // it never hands out the bad slot.
   const Frame next = consumer.try_take();
   if (next.status != RingStatus::corrupt) {
     ASSERT_EQ(next.status, RingStatus::ok);
-    EXPECT_TRUE(is_message(next.bytes, 50, 1));
+    EXPECT_TRUE(is_message(next.bytes(), 50, 1));
     consumer.release();
   }
 }

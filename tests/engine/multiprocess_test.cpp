@@ -88,7 +88,7 @@ void dead_claimer_scenario(const std::string& name, bool kill_it) {
     SYM_CHILD_CHECK(producer.has_value());
     const Loan loan = producer->try_loan(64);
     SYM_CHILD_CHECK(loan.ok());
-    std::memset(loan.bytes.data(), 0xEE, loan.bytes.size());
+    std::memset(loan.bytes().data(), 0xEE, loan.bytes().size());
     shared.at(0).store(1);
     if (!kill_it) ::_exit(0);  // no destructor: the loan stays claimed
     for (;;) ::pause();
@@ -113,7 +113,7 @@ void dead_claimer_scenario(const std::string& name, bool kill_it) {
         continue;
       }
       SYM_CHILD_CHECK_MSG(frame.ok(), to_string(frame.status));
-      const MessageCheck check = check_message(frame.bytes);
+      const MessageCheck check = check_message(frame.bytes());
       SYM_CHILD_CHECK_MSG(check.ok, check.why);
       SYM_CHILD_CHECK_MSG(check.seq == expected, "expected " + std::to_string(expected) + ", got " +
                                                      std::to_string(check.seq));
@@ -134,7 +134,7 @@ void dead_claimer_scenario(const std::string& name, bool kill_it) {
       continue;
     }
     ASSERT_TRUE(loan.ok()) << to_string(loan.status);
-    fill_message(loan.bytes, 1, seq);
+    fill_message(loan.bytes(), 1, seq);
     producer->publish();
     ++seq;
   }
@@ -174,7 +174,7 @@ TEST_F(Multiprocess, MpmcConsumerKilledHoldingATakeDoesNotShrinkTheRing) {
   auto write = [&](Clock::duration patience) {
     const Loan loan = producer->loan(48, WaitStrategy::sleeping(), Clock::now() + patience);
     if (!loan.ok()) return loan.status;
-    fill_message(loan.bytes, 2, next++);
+    fill_message(loan.bytes(), 2, next++);
     producer->publish();
     return RingStatus::ok;
   };
@@ -188,7 +188,7 @@ TEST_F(Multiprocess, MpmcConsumerKilledHoldingATakeDoesNotShrinkTheRing) {
     SYM_CHILD_CHECK(c.has_value());
     const Frame frame = c->try_take();
     SYM_CHILD_CHECK(frame.ok());
-    shared.at(1).store(check_message(frame.bytes).seq);
+    shared.at(1).store(check_message(frame.bytes()).seq);
     shared.at(0).store(1);
     for (;;) ::pause();
   });
@@ -204,7 +204,7 @@ TEST_F(Multiprocess, MpmcConsumerKilledHoldingATakeDoesNotShrinkTheRing) {
       const Frame frame = consumer->try_take();
       if (frame.would_block()) return;
       ASSERT_TRUE(frame.ok()) << to_string(frame.status);
-      const MessageCheck check = check_message(frame.bytes);
+      const MessageCheck check = check_message(frame.bytes());
       ASSERT_TRUE(check.ok) << check.why;
       ASSERT_LT(check.seq, delivered.size());
       ++delivered[check.seq];
@@ -253,10 +253,10 @@ TEST_F(Multiprocess, SpscProducerKilledMidStreamIsReplacedWithoutLossOrDuplicati
     if (frame.would_block()) return false;
     EXPECT_TRUE(frame.ok()) << to_string(frame.status) << " after message " << expected;
     if (!frame.ok()) return false;
-    const MessageCheck check = check_message(frame.bytes);
+    const MessageCheck check = check_message(frame.bytes());
     EXPECT_TRUE(check.ok) << check.why << " at message " << expected;
     EXPECT_EQ(check.seq, expected) << "lost, duplicated or reordered";
-    EXPECT_EQ(frame.bytes.size(), spsc_stream_length(expected));
+    EXPECT_EQ(frame.bytes().size(), spsc_stream_length(expected));
     consumer->release();
     expected = check.seq + 1;
     return check.ok;
@@ -275,7 +275,7 @@ TEST_F(Multiprocess, SpscProducerKilledMidStreamIsReplacedWithoutLossOrDuplicati
         const Loan loan =
             p->loan(spsc_stream_length(seq), WaitStrategy::sleeping(), Clock::now() + 30s);
         SYM_CHILD_CHECK(loan.ok());
-        fill_message(loan.bytes, 0, seq);
+        fill_message(loan.bytes(), 0, seq);
         p->publish();
       }
       return 0;
@@ -338,9 +338,9 @@ TEST_F(Multiprocess, SleepingConsumerNeverMissesAWakeUp) {
       result[4] = in->wait_stats().timeouts;
       SYM_CHILD_CHECK_MSG(frame.ok(),
                           "message " + std::to_string(i) + ": " + to_string(frame.status));
-      SYM_CHILD_CHECK(frame.bytes.size() == sizeof(Ping));
+      SYM_CHILD_CHECK(frame.bytes().size() == sizeof(Ping));
       Ping ping;
-      std::memcpy(&ping, frame.bytes.data(), sizeof ping);
+      std::memcpy(&ping, frame.bytes().data(), sizeof ping);
       in->release();
       SYM_CHILD_CHECK(ping.seq == i);
       const std::uint64_t latency = now - ping.sent_ns;
@@ -368,7 +368,7 @@ TEST_F(Multiprocess, SleepingConsumerNeverMissesAWakeUp) {
       break;
     }
     std::uint64_t acked;
-    std::memcpy(&acked, reply.bytes.data(), sizeof acked);
+    std::memcpy(&acked, reply.bytes().data(), sizeof acked);
     in->release();
     ASSERT_EQ(acked, i);
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 201));
@@ -457,7 +457,7 @@ TEST_F(Multiprocess, PublishingToABusySpinningConsumerMakesNoWakeUpSyscall) {
     for (std::uint64_t i = 0; i < count; ++i) {
       const Frame frame = c->read(WaitStrategy::busy(), Clock::now() + 30s);
       SYM_CHILD_CHECK(frame.ok());
-      const MessageCheck check = check_message(frame.bytes);
+      const MessageCheck check = check_message(frame.bytes());
       SYM_CHILD_CHECK(check.ok && check.seq == i);
       c->release();
       result.at(1).store(i + 1);
@@ -475,7 +475,7 @@ TEST_F(Multiprocess, PublishingToABusySpinningConsumerMakesNoWakeUpSyscall) {
   for (std::uint64_t seq = 0; seq < count; ++seq) {
     const Loan loan = producer->loan(48, WaitStrategy::yielding(), Clock::now() + 30s);
     ASSERT_TRUE(loan.ok());
-    fill_message(loan.bytes, 0, seq);
+    fill_message(loan.bytes(), 0, seq);
     producer->publish();
     if (seq % 1024 == 0 && bell.ring()) ++rang;  // nobody sleeps: no syscall
   }
@@ -546,9 +546,9 @@ TEST_F(Multiprocess, SpscReaderSurvivesAPeerScribblingOverTheRing) {
       if (i % 2 == 0) {
         const Loan loan = producer->try_loan(rng() % (max_payload + 1));
         if (loan.ok()) {
-          ASSERT_GE(loan.bytes.data(), data);
-          ASSERT_LE(loan.bytes.data() + loan.bytes.size(), data + capacity);
-          std::memset(loan.bytes.data(), 0x5A, loan.bytes.size());
+          ASSERT_GE(loan.bytes().data(), data);
+          ASSERT_LE(loan.bytes().data() + loan.bytes().size(), data + capacity);
+          std::memset(loan.bytes().data(), 0x5A, loan.bytes().size());
           producer->publish();
         }
       } else {
@@ -558,11 +558,11 @@ TEST_F(Multiprocess, SpscReaderSurvivesAPeerScribblingOverTheRing) {
                                 : consumer->try_read();
         if (frame.ok()) {
           ++frames_ok;
-          ASSERT_LE(frame.bytes.size(), max_payload);
-          ASSERT_GE(frame.bytes.data(), data);
-          ASSERT_LE(frame.bytes.data() + frame.bytes.size(), data + capacity);
+          ASSERT_LE(frame.bytes().size(), max_payload);
+          ASSERT_GE(frame.bytes().data(), data);
+          ASSERT_LE(frame.bytes().data() + frame.bytes().size(), data + capacity);
           volatile std::byte sink{};
-          for (std::byte b : frame.bytes) sink = b;  // touch every byte (ASan, SIGSEGV)
+          for (std::byte b : frame.bytes()) sink = b;  // touch every byte (ASan, SIGSEGV)
           (void)sink;
           consumer->release();
         } else if (frame.status == RingStatus::corrupt) {
@@ -616,9 +616,9 @@ TEST_F(Multiprocess, MpmcParticipantsSurviveAPeerScribblingOverTheRing) {
                                                Clock::now() + std::chrono::microseconds(200))
                               : producer->try_loan(rng() % 65);
         if (loan.ok()) {
-          ASSERT_GE(loan.bytes.data(), slots);
-          ASSERT_LE(loan.bytes.data() + loan.bytes.size(), slots + slots_size);
-          std::memset(loan.bytes.data(), 0x5A, loan.bytes.size());
+          ASSERT_GE(loan.bytes().data(), slots);
+          ASSERT_LE(loan.bytes().data() + loan.bytes().size(), slots + slots_size);
+          std::memset(loan.bytes().data(), 0x5A, loan.bytes().size());
           producer->publish();
         }
       } else {
@@ -628,11 +628,11 @@ TEST_F(Multiprocess, MpmcParticipantsSurviveAPeerScribblingOverTheRing) {
                                 : consumer->try_take();
         if (frame.ok()) {
           ++frames_ok;
-          ASSERT_LE(frame.bytes.size(), g.max_payload);
-          ASSERT_GE(frame.bytes.data(), slots);
-          ASSERT_LE(frame.bytes.data() + frame.bytes.size(), slots + slots_size);
+          ASSERT_LE(frame.bytes().size(), g.max_payload);
+          ASSERT_GE(frame.bytes().data(), slots);
+          ASSERT_LE(frame.bytes().data() + frame.bytes().size(), slots + slots_size);
           volatile std::byte sink{};
-          for (std::byte b : frame.bytes) sink = b;
+          for (std::byte b : frame.bytes()) sink = b;
           (void)sink;
           consumer->release();
         } else if (frame.status == RingStatus::corrupt) {

@@ -155,8 +155,8 @@ TEST_F(SpscRingTest, OpenSeesTheSameRing) {
   ASSERT_EQ(producer.try_write(message), RingStatus::ok);
   const Frame frame = consumer.try_read();
   ASSERT_EQ(frame.status, RingStatus::ok);
-  ASSERT_EQ(frame.bytes.size(), 77u);
-  EXPECT_EQ(pattern_mismatch(frame.bytes, 5), -1);
+  ASSERT_EQ(frame.bytes().size(), 77u);
+  EXPECT_EQ(pattern_mismatch(frame.bytes(), 5), -1);
 }
 
 TEST_F(SpscRingTest, OpenRefusesMissingAndWrongKind) {
@@ -181,7 +181,7 @@ TEST_F(SpscRingTest, EmptyRingReadsEmpty) {
   Frame frame = consumer.try_read();
   EXPECT_EQ(frame.status, RingStatus::empty);
   EXPECT_TRUE(frame.would_block());
-  EXPECT_TRUE(frame.bytes.empty());
+  EXPECT_TRUE(frame.bytes().empty());
   const auto start = Clock::now();
   frame = consumer.read(WaitStrategy::busy(), start + 5ms);
   EXPECT_EQ(frame.status, RingStatus::empty);
@@ -213,7 +213,7 @@ TEST_F(SpscRingTest, FullIsReportedAndNothingIsOverwritten) {
     const Loan loan = producer.try_loan(1);
     EXPECT_EQ(loan.status, RingStatus::full);
     EXPECT_TRUE(loan.would_block());
-    EXPECT_TRUE(loan.bytes.empty());
+    EXPECT_TRUE(loan.bytes().empty());
   }
   const Loan waited = producer.loan(kPayload, WaitStrategy::busy(), Clock::now() + 5ms);
   EXPECT_EQ(waited.status, RingStatus::full);
@@ -222,7 +222,7 @@ TEST_F(SpscRingTest, FullIsReportedAndNothingIsOverwritten) {
   // Read without release: still full.
   Frame frame = consumer.try_read();
   ASSERT_EQ(frame.status, RingStatus::ok);
-  EXPECT_EQ(pattern_mismatch(frame.bytes, 0), -1);
+  EXPECT_EQ(pattern_mismatch(frame.bytes(), 0), -1);
   EXPECT_EQ(producer.try_write(pattern(kPayload, 99)), RingStatus::full);
   consumer.release();
   ASSERT_EQ(producer.try_write(pattern(kPayload, 16)), RingStatus::ok);
@@ -231,8 +231,8 @@ TEST_F(SpscRingTest, FullIsReportedAndNothingIsOverwritten) {
   for (std::uint64_t seq = 1; seq <= 16; ++seq) {
     frame = consumer.try_read();
     ASSERT_EQ(frame.status, RingStatus::ok) << seq;
-    ASSERT_EQ(frame.bytes.size(), kPayload);
-    EXPECT_EQ(pattern_mismatch(frame.bytes, seq), -1) << "frame " << seq << " was overwritten";
+    ASSERT_EQ(frame.bytes().size(), kPayload);
+    EXPECT_EQ(pattern_mismatch(frame.bytes(), seq), -1) << "frame " << seq << " was overwritten";
   }
   EXPECT_EQ(consumer.try_read().status, RingStatus::empty);
   consumer.release();
@@ -275,9 +275,9 @@ TEST_F(SpscRingTest, WrapAroundWithPaddingFramesOfManySizes) {
       const Loan loan = producer.try_loan(length);
       if (loan.status == RingStatus::full) break;
       ASSERT_EQ(loan.status, RingStatus::ok) << "frame " << written;
-      ASSERT_EQ(loan.bytes.size(), length);
+      ASSERT_EQ(loan.bytes().size(), length);
       if (length > 0) {
-        ASSERT_TRUE(inside(ring, loan.bytes)) << "frame " << written;
+        ASSERT_TRUE(inside(ring, loan.bytes())) << "frame " << written;
       }
       std::uint64_t offset = model % kCapacity;
       if (spsc_frame_size(length) > kCapacity - offset) {
@@ -286,11 +286,11 @@ TEST_F(SpscRingTest, WrapAroundWithPaddingFramesOfManySizes) {
         ++paddings;
       }
       if (length > 0) {
-        ASSERT_EQ(loan.bytes.data(), ring.data() + offset + sizeof(SpscFrameHeader))
+        ASSERT_EQ(loan.bytes().data(), ring.data() + offset + sizeof(SpscFrameHeader))
             << "frame " << written << " of " << length << " bytes";
       }
       model += spsc_frame_size(length);
-      fill_pattern(loan.bytes, written);
+      fill_pattern(loan.bytes(), written);
       producer.publish();
       ASSERT_EQ(load(ring.header()->write_index), model);
       ++written;
@@ -300,11 +300,11 @@ TEST_F(SpscRingTest, WrapAroundWithPaddingFramesOfManySizes) {
     for (std::uint64_t k = 0; k < take && read < written; ++k) {
       const Frame frame = consumer.try_read();
       ASSERT_EQ(frame.status, RingStatus::ok) << "frame " << read;
-      ASSERT_EQ(frame.bytes.size(), lengths[read]) << "frame " << read;
-      if (!frame.bytes.empty()) {
-        ASSERT_TRUE(inside(ring, frame.bytes));
+      ASSERT_EQ(frame.bytes().size(), lengths[read]) << "frame " << read;
+      if (!frame.bytes().empty()) {
+        ASSERT_TRUE(inside(ring, frame.bytes()));
       }
-      ASSERT_EQ(pattern_mismatch(frame.bytes, read), -1) << "frame " << read;
+      ASSERT_EQ(pattern_mismatch(frame.bytes(), read), -1) << "frame " << read;
       ++read;
       if (rng() % 2 == 0) consumer.release();
     }
@@ -329,18 +329,18 @@ TEST_F(SpscRingTest, LargestFrameIsAcceptedAtAnyOffset) {
   for (std::uint64_t round = 0; round < 3; ++round) {
     const Loan loan = producer.try_loan(largest);
     ASSERT_EQ(loan.status, RingStatus::ok) << "round " << round;
-    EXPECT_EQ(loan.bytes.data(), ring.data() + offsets[round] + 8) << "round " << round;
-    fill_pattern(loan.bytes, round);
+    EXPECT_EQ(loan.bytes().data(), ring.data() + offsets[round] + 8) << "round " << round;
+    fill_pattern(loan.bytes(), round);
     producer.publish();
     if (round == 0) {
       ASSERT_EQ(producer.try_write(pattern(0, 0)), RingStatus::ok);  // +8 bytes
     }
     Frame frame = consumer.try_read();
     ASSERT_EQ(frame.status, RingStatus::ok);
-    ASSERT_EQ(frame.bytes.size(), largest);
-    EXPECT_EQ(pattern_mismatch(frame.bytes, round), -1);
+    ASSERT_EQ(frame.bytes().size(), largest);
+    EXPECT_EQ(pattern_mismatch(frame.bytes(), round), -1);
     if (round == 0) {
-      ASSERT_EQ(consumer.try_read().bytes.size(), 0u);
+      ASSERT_EQ(consumer.try_read().bytes().size(), 0u);
     }
     consumer.release();
   }
@@ -357,7 +357,7 @@ TEST_F(SpscRingTest, LargestFrameOfACustomMaxPayload) {
   EXPECT_EQ(producer.try_write(pattern(101, 3)), RingStatus::oversize);
   const Frame frame = consumer.try_read();
   ASSERT_EQ(frame.status, RingStatus::ok);
-  EXPECT_EQ(frame.bytes.size(), 100u);
+  EXPECT_EQ(frame.bytes().size(), 100u);
   EXPECT_EQ(consumer.try_read().status, RingStatus::empty);
 }
 
@@ -367,13 +367,13 @@ TEST_F(SpscRingTest, ZeroLengthFrame) {
   SpscConsumer consumer = consumer_of(ring);
   const Loan loan = producer.try_loan(0);
   ASSERT_EQ(loan.status, RingStatus::ok);
-  EXPECT_EQ(loan.bytes.size(), 0u);
+  EXPECT_EQ(loan.bytes().size(), 0u);
   producer.publish();
   ASSERT_EQ(producer.try_write(std::span<const std::byte>{}), RingStatus::ok);
   for (int i = 0; i < 2; ++i) {
     const Frame frame = consumer.try_read();
     ASSERT_EQ(frame.status, RingStatus::ok) << "a zero-length frame is a frame, not 'empty'";
-    EXPECT_EQ(frame.bytes.size(), 0u);
+    EXPECT_EQ(frame.bytes().size(), 0u);
   }
   EXPECT_EQ(consumer.try_read().status, RingStatus::empty);
   EXPECT_EQ(load(ring.header()->write_index), 16u);
@@ -410,17 +410,17 @@ TEST_F(SpscRingTest, LoansAndFramesAreInsideTheMappedSegment) {
     const Loan loan = producer.try_loan(length);
     ASSERT_EQ(loan.status, RingStatus::ok);
     const std::byte* base = ring.segment().base();
-    ASSERT_GE(loan.bytes.data(), base);
-    ASSERT_LE(loan.bytes.data() + loan.bytes.size(), base + ring.segment().size());
-    ASSERT_TRUE(inside(ring, loan.bytes));
-    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(loan.bytes.data()) % 8, 0u)
+    ASSERT_GE(loan.bytes().data(), base);
+    ASSERT_LE(loan.bytes().data() + loan.bytes().size(), base + ring.segment().size());
+    ASSERT_TRUE(inside(ring, loan.bytes()));
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(loan.bytes().data()) % 8, 0u)
         << "payloads start 8-byte aligned";
-    fill_pattern(loan.bytes, seq);
+    fill_pattern(loan.bytes(), seq);
     producer.publish();
     const Frame frame = consumer.try_read();
     ASSERT_EQ(frame.status, RingStatus::ok);
-    EXPECT_EQ(frame.bytes.data(), loan.bytes.data()) << "zero copy: the consumer reads in place";
-    EXPECT_EQ(pattern_mismatch(frame.bytes, seq), -1);
+    EXPECT_EQ(frame.bytes().data(), loan.bytes().data()) << "zero copy: the consumer reads in place";
+    EXPECT_EQ(pattern_mismatch(frame.bytes(), seq), -1);
     consumer.release();
   }
 }
@@ -445,7 +445,7 @@ TEST_F(SpscRingTest, BatchedPublishMakesAllLoansVisibleAtOnce) {
   for (std::size_t i = 0; i < std::size(lengths); ++i) {
     const Loan loan = producer.try_loan(lengths[i]);
     ASSERT_EQ(loan.status, RingStatus::ok) << i;
-    fill_pattern(loan.bytes, 100 + i);
+    fill_pattern(loan.bytes(), 100 + i);
     // Nothing is visible before publish().
     EXPECT_EQ(consumer.try_read().status, RingStatus::empty) << "loan " << i << " leaked";
     EXPECT_EQ(load(ring.header()->write_index), before);
@@ -458,8 +458,8 @@ TEST_F(SpscRingTest, BatchedPublishMakesAllLoansVisibleAtOnce) {
   for (std::size_t i = 0; i < std::size(lengths); ++i) {
     const Frame frame = consumer.try_read();
     ASSERT_EQ(frame.status, RingStatus::ok) << i;
-    ASSERT_EQ(frame.bytes.size(), lengths[i]);
-    EXPECT_EQ(pattern_mismatch(frame.bytes, 100 + i), -1);
+    ASSERT_EQ(frame.bytes().size(), lengths[i]);
+    EXPECT_EQ(pattern_mismatch(frame.bytes(), 100 + i), -1);
   }
   EXPECT_EQ(consumer.try_read().status, RingStatus::empty);
 }
@@ -535,7 +535,7 @@ TEST_F(SpscRingTest, DeadProducerAndConsumerRolesAreTakenOver) {
         }
         const Loan unpublished = p->try_loan(20);
         SYM_CHILD_CHECK(unpublished.ok());
-        fill_pattern(unpublished.bytes, 999);
+        fill_pattern(unpublished.bytes(), 999);
         ::_exit(0);
       },
       30s);
@@ -545,7 +545,7 @@ TEST_F(SpscRingTest, DeadProducerAndConsumerRolesAreTakenOver) {
       [&] {
         auto c = SpscConsumer::attach(ring);
         SYM_CHILD_CHECK(c.has_value());
-        SYM_CHILD_CHECK(pattern_mismatch(c->try_read().bytes, 0) == -1);
+        SYM_CHILD_CHECK(pattern_mismatch(c->try_read().bytes(), 0) == -1);
         c->release();
         SYM_CHILD_CHECK(c->try_read().ok());  // read, never released
         ::_exit(0);
@@ -565,7 +565,7 @@ TEST_F(SpscRingTest, DeadProducerAndConsumerRolesAreTakenOver) {
   for (std::uint64_t seq = 1; seq <= 3; ++seq) {
     const Frame frame = consumer->try_read();
     ASSERT_EQ(frame.status, RingStatus::ok) << seq;
-    EXPECT_EQ(pattern_mismatch(frame.bytes, seq), -1) << seq;
+    EXPECT_EQ(pattern_mismatch(frame.bytes(), seq), -1) << seq;
   }
   EXPECT_EQ(consumer->try_read().status, RingStatus::empty);
 }
@@ -587,8 +587,8 @@ TEST_F(SpscRingTest, ProducerRestartedAfterDyingInsidePublishResumesAfterCommitt
         const Loan a = p->try_loan(24);
         const Loan b = p->try_loan(24);
         SYM_CHILD_CHECK(a.ok() && b.ok());
-        fill_pattern(a.bytes, 1);
-        fill_pattern(b.bytes, 2);
+        fill_pattern(a.bytes(), 1);
+        fill_pattern(b.bytes(), 2);
         std::atomic_ref<std::uint32_t>(frame_at(*ring, 0).commit)
             .store(spsc_commit_word(kFrameData, 0), std::memory_order_release);
         ::_exit(0);
@@ -597,7 +597,7 @@ TEST_F(SpscRingTest, ProducerRestartedAfterDyingInsidePublishResumesAfterCommitt
   ASSERT_TRUE(status.ok()) << status;
   Frame a = consumer.try_read();
   ASSERT_EQ(a.status, RingStatus::ok);
-  EXPECT_EQ(pattern_mismatch(a.bytes, 1), -1);
+  EXPECT_EQ(pattern_mismatch(a.bytes(), 1), -1);
   EXPECT_EQ(consumer.try_read().status, RingStatus::empty);
   consumer.release();
   ASSERT_EQ(load(ring->header()->read_index), 32u);
@@ -612,7 +612,7 @@ TEST_F(SpscRingTest, ProducerRestartedAfterDyingInsidePublishResumesAfterCommitt
   ASSERT_EQ(producer->try_write(pattern(40, 3)), RingStatus::ok);
   const Frame c = consumer.read(WaitStrategy::sleeping(), Clock::now() + 1s);
   ASSERT_EQ(c.status, RingStatus::ok);
-  EXPECT_EQ(pattern_mismatch(c.bytes, 3), -1);
+  EXPECT_EQ(pattern_mismatch(c.bytes(), 3), -1);
   EXPECT_FALSE(consumer.corrupt());
 }
 
@@ -624,7 +624,7 @@ TEST_F(SpscRingTest, DestroyedProducerDropsItsLoansAndTheNextOneResumes) {
     ASSERT_EQ(producer.try_write(pattern(30, 0)), RingStatus::ok);
     const Loan dropped = producer.try_loan(30);
     ASSERT_TRUE(dropped.ok());
-    fill_pattern(dropped.bytes, 666);
+    fill_pattern(dropped.bytes(), 666);
   }
   {
     SpscProducer producer = producer_of(ring);
@@ -633,7 +633,7 @@ TEST_F(SpscRingTest, DestroyedProducerDropsItsLoansAndTheNextOneResumes) {
   for (std::uint64_t seq = 0; seq < 2; ++seq) {
     const Frame frame = consumer.try_read();
     ASSERT_EQ(frame.status, RingStatus::ok);
-    EXPECT_EQ(pattern_mismatch(frame.bytes, seq), -1) << seq;
+    EXPECT_EQ(pattern_mismatch(frame.bytes(), seq), -1) << seq;
   }
   EXPECT_EQ(consumer.try_read().status, RingStatus::empty);
   EXPECT_EQ(load(ring.header()->producer_takeovers), 0u);
@@ -654,7 +654,7 @@ TEST_F(SpscRingTest, DestroyedConsumerReleasesWhatItRead) {
   SpscConsumer consumer = consumer_of(ring);
   const Frame frame = consumer.try_read();
   ASSERT_EQ(frame.status, RingStatus::ok);
-  EXPECT_EQ(pattern_mismatch(frame.bytes, 2), -1);
+  EXPECT_EQ(pattern_mismatch(frame.bytes(), 2), -1);
 }
 
 // ---- blocking
@@ -706,7 +706,7 @@ TEST_F(SpscRingTest, BlockedProducerIsWokenByARelease) {
 void expect_quarantined(SpscConsumer& consumer) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(consumer.try_read().status, RingStatus::corrupt);
-    EXPECT_TRUE(consumer.try_read().bytes.empty());
+    EXPECT_TRUE(consumer.try_read().bytes().empty());
   }
   const auto start = Clock::now();
   EXPECT_EQ(consumer.read(WaitStrategy::sleeping(), start + 2s).status, RingStatus::corrupt);
@@ -786,7 +786,7 @@ TEST_F(SpscRingTest, ConsumerReportsAPublishedFrameWithAnImpossibleCommitWord) {
       << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()
       << " ms, with write_index " << load(ring.header()->write_index)
       << " past the frame at position 0";
-  EXPECT_TRUE(frame.bytes.empty());
+  EXPECT_TRUE(frame.bytes().empty());
 }
 
 TEST_F(SpscRingTest, ConsumerReportsALengthAboveMaxPayload) {

@@ -52,13 +52,13 @@ inline void run_spsc_stream(const std::string& name, std::uint64_t count, std::u
       }
       SYM_CHILD_CHECK_MSG(frame.ok(), std::string("read at message ") + std::to_string(expected) +
                                           ": " + engine::to_string(frame.status));
-      const MessageCheck check = check_message(frame.bytes);
+      const MessageCheck check = check_message(frame.bytes());
       SYM_CHILD_CHECK_MSG(check.ok,
                           std::string(check.why) + " at message " + std::to_string(expected));
       SYM_CHILD_CHECK_MSG(check.seq == expected && check.stream == 0,
                           "expected message " + std::to_string(expected) + ", got " +
                               std::to_string(check.seq) + " (lost, duplicated or reordered)");
-      SYM_CHILD_CHECK_MSG(frame.bytes.size() == spsc_stream_length(expected),
+      SYM_CHILD_CHECK_MSG(frame.bytes().size() == spsc_stream_length(expected),
                           "wrong length at message " + std::to_string(expected));
       result.at(0).store(expected + 1, std::memory_order_relaxed);
     }
@@ -83,7 +83,7 @@ inline void run_spsc_stream(const std::string& name, std::uint64_t count, std::u
       }
       SYM_CHILD_CHECK_MSG(loan.ok(), std::string("loan at message ") + std::to_string(seq) + ": " +
                                          engine::to_string(loan.status));
-      fill_message(loan.bytes, 0, seq);
+      fill_message(loan.bytes(), 0, seq);
       if (--batch_left == 0) {
         p->publish();
         batch_left = 1 + mix64(seq) % 8;
@@ -143,10 +143,10 @@ inline void run_mpmc_stream(const std::string& name, std::uint64_t per_producer,
             consumer->take(engine::WaitStrategy::sleeping(), Clock::now() + 50ms);
         if (frame.would_block()) continue;
         SYM_CHILD_CHECK_MSG(frame.ok(), engine::to_string(frame.status));
-        const MessageCheck check = check_message(frame.bytes);
+        const MessageCheck check = check_message(frame.bytes());
         SYM_CHILD_CHECK_MSG(check.ok, check.why);
         SYM_CHILD_CHECK(check.stream < kProducers && check.seq < per_producer);
-        SYM_CHILD_CHECK_MSG(frame.bytes.size() == message_length(check.stream, check.seq,
+        SYM_CHILD_CHECK_MSG(frame.bytes().size() == message_length(check.stream, check.seq,
                                                                  kMessageHeaderSize, kMaxPayload),
                             "wrong length");
         // Positions are claimed in order, so each producer's messages reach one consumer in
@@ -177,7 +177,7 @@ inline void run_mpmc_stream(const std::string& name, std::uint64_t per_producer,
             producer->loan(length, engine::WaitStrategy::sleeping(), Clock::now() + 10s);
         SYM_CHILD_CHECK_MSG(loan.ok(), "loan at message " + std::to_string(seq) + ": " +
                                            engine::to_string(loan.status));
-        fill_message(loan.bytes, p, seq);
+        fill_message(loan.bytes(), p, seq);
         producer->publish();
       }
       return 0;

@@ -83,9 +83,9 @@ void spsc_threads(const std::string& name, std::uint64_t capacity, std::uint64_t
         c->release();
         frame = c->read(WaitStrategy::sleeping(), Clock::now() + 10s);
       }
-      const MessageCheck check = frame.ok() ? check_message(frame.bytes) : MessageCheck{};
+      const MessageCheck check = frame.ok() ? check_message(frame.bytes()) : MessageCheck{};
       if (!frame.ok() || !check.ok || check.seq != expected ||
-          frame.bytes.size() != length_of(expected)) {
+          frame.bytes().size() != length_of(expected)) {
         error = "message " + std::to_string(expected) + ": " + to_string(frame.status) + " " +
                 check.why + " seq " + std::to_string(check.seq);
         return;
@@ -110,7 +110,7 @@ void spsc_threads(const std::string& name, std::uint64_t capacity, std::uint64_t
         error = "loan " + std::to_string(seq) + ": " + to_string(loan.status);
         return;
       }
-      fill_message(loan.bytes, 0, seq);
+      fill_message(loan.bytes(), 0, seq);
       if (--batch_left == 0) {
         p->publish();
         batch_left = 1 + mix64(seq) % 4;
@@ -163,7 +163,7 @@ TEST_F(TsanTwin, MpmcTwoProducersTwoConsumersExactlyOnce) {
         }
         const Frame frame = consumer->take(WaitStrategy::sleeping(), Clock::now() + 20ms);
         if (frame.would_block()) continue;
-        const MessageCheck check = frame.ok() ? check_message(frame.bytes) : MessageCheck{};
+        const MessageCheck check = frame.ok() ? check_message(frame.bytes()) : MessageCheck{};
         if (!check.ok || check.stream >= kProducers || check.seq >= per_producer) {
           error = std::string("bad frame: ") + to_string(frame.status) + " " + check.why;
           return;
@@ -188,7 +188,7 @@ TEST_F(TsanTwin, MpmcTwoProducersTwoConsumersExactlyOnce) {
           error = "loan " + std::to_string(seq) + ": " + to_string(loan.status);
           return;
         }
-        fill_message(loan.bytes, p, seq);
+        fill_message(loan.bytes(), p, seq);
         producer->publish();
       }
     }));
@@ -221,7 +221,7 @@ TEST_F(TsanTwin, MpmcProducerDestroyedHoldingALoanWhileOthersStream) {
     }
     for (std::uint64_t expected = 0; expected < count; ++expected) {
       const Frame frame = c->take(WaitStrategy::sleeping(), Clock::now() + 10s);
-      const MessageCheck check = frame.ok() ? check_message(frame.bytes) : MessageCheck{};
+      const MessageCheck check = frame.ok() ? check_message(frame.bytes()) : MessageCheck{};
       if (!check.ok || check.seq != expected) {
         error = "message " + std::to_string(expected) + ": " + to_string(frame.status) + " seq " +
                 std::to_string(check.seq);
@@ -243,7 +243,7 @@ TEST_F(TsanTwin, MpmcProducerDestroyedHoldingALoanWhileOthersStream) {
         error = "loan " + std::to_string(seq) + ": " + to_string(loan.status);
         return;
       }
-      fill_message(loan.bytes, 0, seq);
+      fill_message(loan.bytes(), 0, seq);
       p->publish();
       published.store(seq + 1);
     }
@@ -299,7 +299,7 @@ TEST_F(TsanTwin, MpmcConsumerDestroyedHoldingATakeWhileOthersStream) {
         error = "loan " + std::to_string(seq) + ": " + to_string(loan.status);
         return;
       }
-      fill_message(loan.bytes, 0, seq);
+      fill_message(loan.bytes(), 0, seq);
       p->publish();
     }
   });
@@ -322,7 +322,7 @@ TEST_F(TsanTwin, MpmcConsumerDestroyedHoldingATakeWhileOthersStream) {
       error = std::string("quitter take: ") + to_string(frame.status);
       return;
     }
-    quitter_got.store(check_message(frame.bytes).seq);
+    quitter_got.store(check_message(frame.bytes()).seq);
     consumed.fetch_add(1);
     std::this_thread::sleep_for(20ms);
   });  // q's destructor releases the take
@@ -345,7 +345,7 @@ TEST_F(TsanTwin, MpmcConsumerDestroyedHoldingATakeWhileOthersStream) {
       }
       const Frame frame = c->take(WaitStrategy::sleeping(), Clock::now() + 20ms);
       if (frame.would_block()) continue;
-      const MessageCheck check = frame.ok() ? check_message(frame.bytes) : MessageCheck{};
+      const MessageCheck check = frame.ok() ? check_message(frame.bytes()) : MessageCheck{};
       if (!check.ok || check.seq >= count) {
         error = std::string("bad frame: ") + to_string(frame.status);
         return;
@@ -397,12 +397,12 @@ TEST_F(TsanTwin, SleepingConsumerThreadNeverMissesAWakeUp) {
     for (std::uint64_t i = 0; i < count; ++i) {
       const Frame frame = in->read(WaitStrategy::sleeping(), Clock::now() + 1s);
       const std::uint64_t now = now_ns();
-      if (!frame.ok() || frame.bytes.size() != 16) {
+      if (!frame.ok() || frame.bytes().size() != 16) {
         error = "message " + std::to_string(i) + ": " + to_string(frame.status);
         return;
       }
       std::uint64_t words[2];
-      std::memcpy(words, frame.bytes.data(), sizeof words);
+      std::memcpy(words, frame.bytes().data(), sizeof words);
       in->release();
       if (words[0] != i) {
         error = "out of order";
