@@ -15,6 +15,10 @@ const char* to_string(Errc code) noexcept {
     case Errc::invalid_layout: return "invalid layout";
     case Errc::role_taken: return "role taken";
     case Errc::table_full: return "participant table full";
+    case Errc::type_mismatch: return "type mismatch";
+    case Errc::qos_mismatch: return "QoS mismatch";
+    case Errc::unsupported: return "unsupported";
+    case Errc::unavailable: return "unavailable";
   }
   return "unknown error";
 }

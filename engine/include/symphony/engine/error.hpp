@@ -18,7 +18,11 @@ enum class Errc {
   owner_alive,         // the segment's creator still runs: it is never clobbered
   invalid_layout,      // the segment failed verification (the message says which check)
   role_taken,          // e.g. a second live producer on an SPSC ring
-  table_full,          // no free participant entry on an MPMC ring
+  table_full,          // no free participant entry on an MPMC ring or topic
+  type_mismatch,       // a topic's publisher and subscriber disagree on the sample type or size
+  qos_mismatch,        // a topic's options cannot serve this publisher or subscriber
+  unsupported,         // e.g. a QoS the chosen transport cannot honour (never silently degraded)
+  unavailable,         // a service we depend on (RouDi) could not be reached or started
 };
 
 const char* to_string(Errc code) noexcept;

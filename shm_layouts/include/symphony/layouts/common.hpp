@@ -21,6 +21,7 @@ inline constexpr std::uint32_t kLayoutVersion = 1;
 enum class SegmentKind : std::uint32_t {
   spsc_ring = 1,
   mpmc_ring = 2,
+  topic = 3,
 };
 
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,
