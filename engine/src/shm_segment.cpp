@@ -103,6 +103,43 @@ Result<std::byte*> map(int fd, std::size_t size, const std::string& what) {
   return static_cast<std::byte*>(p);
 }
 
+void write_header(std::byte* base, layouts::SegmentKind kind, std::uint64_t total,
+                  std::uint64_t body_size, std::uint64_t generation) noexcept {
+  auto* header = reinterpret_cast<SegmentHeader*>(base);
+  const ProcessIdentity self = self_identity();
+  header->magic = layouts::kSegmentMagic;
+  header->layout_version = layouts::kLayoutVersion;
+  header->kind = static_cast<std::uint32_t>(kind);
+  header->total_size = total;
+  header->creator_pid = static_cast<std::uint32_t>(self.pid);
+  header->creator_start_time = self.start_time;
+  header->generation = generation;
+  header->body_offset = layouts::kSegmentHeaderSize;
+  header->body_size = body_size;
+}
+
+Result<std::uint64_t> checked_total_size(std::size_t body_size) {
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (body_size == 0 || body_size > (1ULL << 40)) {
+    return tl::unexpected(
+        Error{Errc::invalid_argument, "segment body size " + std::to_string(body_size) +
+                                          " must be between 1 byte and 1 TiB"});
+  }
+  return layouts::align_up(layouts::kSegmentHeaderSize + body_size, page);
+}
+
+// Takes a shared flock, waiting up to `patience` for a creator that holds it exclusively while
+// it initialises the segment.
+bool lock_shared(int fd, std::chrono::milliseconds patience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) return true;
+    if (errno != EWOULDBLOCK && errno != EINTR) return false;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 }  // namespace
 
 ShmSegment::ShmSegment(std::string name, int fd, std::byte* base, std::size_t size, bool owner,
@@ -122,6 +159,7 @@ ShmSegment::ShmSegment(ShmSegment&& other) noexcept
       size_(std::exchange(other.size_, 0)),
       owner_(std::exchange(other.owner_, false)),
       unlink_on_destroy_(std::exchange(other.unlink_on_destroy_, false)),
+      shared_(std::exchange(other.shared_, false)),
       generation_(other.generation_) {}
 
 ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
@@ -133,6 +171,7 @@ ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     owner_ = std::exchange(other.owner_, false);
     unlink_on_destroy_ = std::exchange(other.unlink_on_destroy_, false);
+    shared_ = std::exchange(other.shared_, false);
     generation_ = other.generation_;
   }
   return *this;
@@ -148,6 +187,11 @@ void ShmSegment::release() noexcept {
     if (owner_ && unlink_on_destroy_ && same_file(fd_, "/" + name_)) {
       ::shm_unlink(("/" + name_).c_str());
     }
+    // A shared segment: if nobody else holds it any more, we are the last one out. (Taking the
+    // lock exclusively drops our shared lock first; failing is fine, we are leaving anyway.)
+    if (shared_ && ::flock(fd_, LOCK_EX | LOCK_NB) == 0 && same_file(fd_, "/" + name_)) {
+      ::shm_unlink(("/" + name_).c_str());
+    }
     ::close(fd_);  // drops the flock
   }
   base_ = nullptr;
@@ -158,13 +202,9 @@ Result<ShmSegment> ShmSegment::create(std::string_view name, layouts::SegmentKin
                                       std::size_t body_size, const CreateOptions& options) {
   auto path = shm_path(name);
   if (!path) return tl::unexpected(path.error());
-  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  if (body_size == 0 || body_size > (1ULL << 40)) {
-    return tl::unexpected(
-        Error{Errc::invalid_argument, "segment body size " + std::to_string(body_size) +
-                                          " must be between 1 byte and 1 TiB"});
-  }
-  const std::uint64_t total = layouts::align_up(layouts::kSegmentHeaderSize + body_size, page);
+  const auto checked_total = checked_total_size(body_size);
+  if (!checked_total) return tl::unexpected(checked_total.error());
+  const std::uint64_t total = *checked_total;
 
   std::uint64_t previous_generation = 0;
   for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
@@ -185,17 +225,7 @@ Result<ShmSegment> ShmSegment::create(std::string_view name, layouts::SegmentKin
         ::shm_unlink(path->c_str());
         return tl::unexpected(base.error());
       }
-      auto* header = reinterpret_cast<SegmentHeader*>(*base);
-      const ProcessIdentity self = self_identity();
-      header->magic = layouts::kSegmentMagic;
-      header->layout_version = layouts::kLayoutVersion;
-      header->kind = static_cast<std::uint32_t>(kind);
-      header->total_size = total;
-      header->creator_pid = static_cast<std::uint32_t>(self.pid);
-      header->creator_start_time = self.start_time;
-      header->generation = previous_generation + 1;
-      header->body_offset = layouts::kSegmentHeaderSize;
-      header->body_size = body_size;
+      write_header(*base, kind, total, body_size, previous_generation + 1);
       // The state stays kSegmentInitializing: the ring marks it ready once its own header is
       // written (mark_ready), so openers never see a half-built ring.
       return ShmSegment(std::string(name), fd.release(), *base, total, true,
@@ -267,6 +297,102 @@ Result<ShmSegment> ShmSegment::open(std::string_view name, layouts::SegmentKind 
   if (!header) return tl::unexpected(Error::from_layout(name, header.error()));
   segment.generation_ = header->generation;
   return segment;
+}
+
+Result<ShmSegment> ShmSegment::attach_shared_impl(std::string_view name, layouts::SegmentKind kind,
+                                                 std::size_t body_size,
+                                                 const CreateOptions& options,
+                                                 const InitFn& init) {
+  auto path = shm_path(name);
+  if (!path) return tl::unexpected(path.error());
+  const auto checked_total = checked_total_size(body_size);
+  if (!checked_total) return tl::unexpected(checked_total.error());
+  const std::uint64_t total = *checked_total;
+  const std::string what = "segment '" + std::string(name) + "'";
+  constexpr auto kCreatorPatience = std::chrono::milliseconds(2000);
+
+  std::uint64_t previous_generation = 0;
+  for (int attempt = 0; attempt < 2 * kCreateAttempts; ++attempt) {
+    Fd fd(::shm_open(path->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                     static_cast<mode_t>(options.mode)));
+    if (fd.get() >= 0) {
+      // Exclusive while we initialise: joiners wait in lock_shared().
+      if (::flock(fd.get(), LOCK_EX) != 0 ||
+          ::fchmod(fd.get(), static_cast<mode_t>(options.mode)) != 0 ||
+          ::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) {
+        const int err = errno;
+        ::shm_unlink(path->c_str());
+        return tl::unexpected(Error::from_errno("create " + what, err));
+      }
+      auto base = map(fd.get(), total, what);
+      if (!base) {
+        ::shm_unlink(path->c_str());
+        return tl::unexpected(base.error());
+      }
+      write_header(*base, kind, total, body_size, previous_generation + 1);
+      ShmSegment segment(std::string(name), fd.release(), *base, total, false, false,
+                         previous_generation + 1);
+      if (auto filled = init(segment); !filled) {
+        ::shm_unlink(path->c_str());
+        return tl::unexpected(filled.error());
+      }
+      segment.mark_ready();
+      // flock conversions are not atomic: in the gap a leaver may have judged itself last and
+      // unlinked the name, so check that the name is still ours.
+      if (::flock(segment.fd_, LOCK_SH) != 0) {
+        return tl::unexpected(Error::from_errno("flock " + what, errno));
+      }
+      if (!same_file(segment.fd_, *path)) continue;
+      segment.shared_ = true;
+      return segment;
+    }
+    if (errno != EEXIST) return tl::unexpected(Error::from_errno("shm_open " + what, errno));
+    Fd existing(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
+    if (existing.get() < 0) {
+      if (errno == ENOENT) continue;  // the last holder just left: create it afresh
+      return tl::unexpected(Error::from_errno("shm_open " + what, errno));
+    }
+    if (!lock_shared(existing.get(), kCreatorPatience)) {
+      return tl::unexpected(Error{Errc::system_error,
+                                  what + " stayed locked by its creator for 2 s (hung while "
+                                         "initialising it?)"});
+    }
+    if (!same_file(existing.get(), *path)) continue;  // unlinked by the last holder meanwhile
+    // With our shared lock held, an exclusive lock succeeds only if nobody else holds it: every
+    // holder died without unlinking. Start afresh (the conversion drops our lock either way).
+    if (::flock(existing.get(), LOCK_EX | LOCK_NB) == 0) {
+      SegmentHeader old{};
+      if (::pread(existing.get(), &old, sizeof old, 0) == static_cast<ssize_t>(sizeof old) &&
+          old.magic == layouts::kSegmentMagic) {
+        previous_generation = old.generation;
+      }
+      if (same_file(existing.get(), *path)) ::shm_unlink(path->c_str());
+      continue;
+    }
+    if (!lock_shared(existing.get(), kCreatorPatience) || !same_file(existing.get(), *path)) {
+      continue;
+    }
+    struct stat st {};
+    if (::fstat(existing.get(), &st) != 0) {
+      return tl::unexpected(Error::from_errno("fstat " + what, errno));
+    }
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size < layouts::kSegmentHeaderSize) {
+      return tl::unexpected(Error{Errc::invalid_layout, what + " has " + std::to_string(size) +
+                                                            " bytes, too small for a header"});
+    }
+    auto base = map(existing.get(), size, what);
+    if (!base) return tl::unexpected(base.error());
+    ShmSegment segment(std::string(name), existing.release(), *base, size, false, false, 0);
+    auto header = layouts::verify_segment_header(segment.base_, size, kind);
+    if (!header) return tl::unexpected(Error::from_layout(name, header.error()));
+    segment.generation_ = header->generation;
+    segment.shared_ = true;
+    return segment;
+  }
+  return tl::unexpected(Error{Errc::system_error,
+                              "could not attach to " + what +
+                                  ": it kept disappearing (racing last holders)"});
 }
 
 void ShmSegment::mark_ready() noexcept {

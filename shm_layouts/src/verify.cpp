@@ -8,6 +8,7 @@
 
 #include "symphony/layouts/mpmc_ring.hpp"
 #include "symphony/layouts/spsc_ring.hpp"
+#include "symphony/layouts/topic.hpp"
 
 namespace symphony::layouts {
 namespace {
@@ -180,6 +181,65 @@ tl::expected<MpmcGeometry, LayoutError> verify_mpmc_ring(const std::byte* base,
                                                     num(g.capacity));
   }
   return g;
+}
+
+tl::expected<TopicGeometry, LayoutError> verify_topic(const std::byte* base,
+                                                      std::size_t mapped_size) {
+  auto segment = verify_segment_header(base, mapped_size, SegmentKind::topic);
+  if (!segment) return tl::unexpected(std::move(segment.error()));
+  if (segment->body_size < kTopicHeaderSize) {
+    return fail(LayoutErrc::too_small, "body of " + num(segment->body_size) +
+                                           " bytes cannot hold the topic header");
+  }
+  const std::byte* topic = base + segment->body_offset;
+  const auto h = copy_of<TopicHeader>(topic);
+  if (h.transport != static_cast<std::uint32_t>(TopicTransportCode::native) &&
+      h.transport != static_cast<std::uint32_t>(TopicTransportCode::iceoryx)) {
+    return fail(LayoutErrc::bad_geometry, "transport code " + num(h.transport) + " is unknown");
+  }
+  const bool native = h.transport == static_cast<std::uint32_t>(TopicTransportCode::native);
+  if (native ? (!is_power_of_two(h.capacity) || h.capacity > kTopicMaxCapacity)
+             : h.capacity != 0) {
+    return fail(LayoutErrc::bad_geometry,
+                "capacity " + num(h.capacity) +
+                    (native ? " is not a power of two <= 2^24" : " must be 0 for iceoryx"));
+  }
+  if (h.max_payload == 0 || h.max_payload > kTopicMaxPayload ||
+      (h.type_size != 0 && h.type_size != h.max_payload)) {
+    return fail(LayoutErrc::bad_geometry, "max_payload " + num(h.max_payload) +
+                                              " (type size " + num(h.type_size) +
+                                              ") is impossible");
+  }
+  if (h.max_subscribers == 0 || h.max_subscribers > kTopicMaxSubscribers) {
+    return fail(LayoutErrc::bad_geometry,
+                "max_subscribers " + num(h.max_subscribers) + " is not in 1..1024");
+  }
+  const TopicGeometry expected =
+      topic_geometry(h.capacity, h.max_payload, h.max_subscribers, h.history,
+                     static_cast<TopicTransportCode>(h.transport), h.type_size);
+  if (h.slot_stride != expected.slot_stride || h.subscribers_offset != expected.subscribers_offset ||
+      h.slots_offset != expected.slots_offset || topic_segment_end(expected) > mapped_size) {
+    return fail(LayoutErrc::bad_geometry,
+                "slots (" + num(h.capacity) + " x " + num(h.slot_stride) + " bytes at " +
+                    num(h.slots_offset) + ") and subscribers (at " +
+                    num(h.subscribers_offset) + ") do not fit the " + num(mapped_size) +
+                    "-byte segment");
+  }
+  if (native && h.history >= h.capacity) {
+    return fail(LayoutErrc::bad_geometry,
+                "history " + num(h.history) + " does not fit capacity " + num(h.capacity));
+  }
+  if (std::memchr(h.type_name, 0, sizeof h.type_name) == nullptr ||
+      std::memchr(h.topic_name, 0, sizeof h.topic_name) == nullptr) {
+    return fail(LayoutErrc::bad_geometry, "type or topic name is not NUL-terminated");
+  }
+  const auto floor = load_index(topic + offsetof(TopicHeader, overwrite_floor));
+  const auto head = load_index(topic + offsetof(TopicHeader, head));
+  if (native && floor > head) {
+    return fail(LayoutErrc::index_out_of_range,
+                "overwrite_floor " + num(floor) + " is past head " + num(head));
+  }
+  return expected;
 }
 
 }  // namespace symphony::layouts

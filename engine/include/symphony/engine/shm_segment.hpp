@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,19 @@ class ShmSegment {
   // Maps and checks magic, version, kind, readiness and size. Kind-specific checks are the
   // ring's (verify_spsc_ring / verify_mpmc_ring).
   static Result<ShmSegment> open(std::string_view name, layouts::SegmentKind kind);
+  // A segment shared by peers, none of which owns it (topics): every attached process holds a
+  // shared flock(2) for as long as its ShmSegment lives, and the last one out (the one that can
+  // then take the lock exclusively) unlinks the name. If the name does not exist, or exists with
+  // no live holder (all died), a fresh segment of `body_size` is created and `init` fills its
+  // body before anyone else can map it. Otherwise the existing one is mapped and its header
+  // verified; `body_size` is then ignored (the caller verifies the body).
+  template <typename Init>
+  static Result<ShmSegment> attach_shared(std::string_view name, layouts::SegmentKind kind,
+                                          std::size_t body_size, Init&& init,
+                                          const CreateOptions& options = {}) {
+    return attach_shared_impl(name, kind, body_size, options,
+                              [&](ShmSegment& created) -> Result<void> { return init(created); });
+  }
   // Removes the name; mappings stay valid until unmapped.
   static Result<void> unlink(std::string_view name);
   static bool exists(std::string_view name);
@@ -55,6 +69,10 @@ class ShmSegment {
   void mark_ready() noexcept;
 
  private:
+  using InitFn = std::function<Result<void>(ShmSegment&)>;
+  static Result<ShmSegment> attach_shared_impl(std::string_view name, layouts::SegmentKind kind,
+                                               std::size_t body_size, const CreateOptions& options,
+                                               const InitFn& init);
   ShmSegment(std::string name, int fd, std::byte* base, std::size_t size, bool owner,
              bool unlink_on_destroy, std::uint64_t generation) noexcept;
   void release() noexcept;
@@ -65,6 +83,7 @@ class ShmSegment {
   std::size_t size_ = 0;
   bool owner_ = false;
   bool unlink_on_destroy_ = false;
+  bool shared_ = false;  // attach_shared: the last holder out unlinks
   std::uint64_t generation_ = 0;
 };
 

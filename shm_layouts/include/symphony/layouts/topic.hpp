@@ -72,7 +72,7 @@ struct TopicSubscriberEntry {
   std::uint32_t depth;
   std::uint32_t reserved2;
   std::uint64_t generation;  // bumped at every join: names the notify FIFO of this occupant
-  std::uint64_t reserved3[4];
+  std::uint64_t reserved3[3];
   // line 2: counters
   TopicCounterBlock counters;
 };

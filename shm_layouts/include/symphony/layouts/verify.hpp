@@ -11,6 +11,7 @@
 
 #include "symphony/layouts/common.hpp"
 #include "symphony/layouts/segment_header.hpp"
+#include "symphony/layouts/topic.hpp"
 
 namespace symphony::layouts {
 
@@ -59,5 +60,10 @@ tl::expected<SpscGeometry, LayoutError> verify_spsc_ring(const std::byte* base,
 // Segment header, ring geometry, participant table and the current head/tail.
 tl::expected<MpmcGeometry, LayoutError> verify_mpmc_ring(const std::byte* base,
                                                          std::size_t mapped_size);
+
+// Segment header, topic geometry (capacity, strides, offsets against the mapping, transport,
+// names NUL-terminated) and the publisher's head against the overwrite floor.
+tl::expected<TopicGeometry, LayoutError> verify_topic(const std::byte* base,
+                                                      std::size_t mapped_size);
 
 }  // namespace symphony::layouts
