@@ -62,6 +62,7 @@ std::unique_ptr<Transport> make_transport(std::string_view name);
 std::unique_ptr<Transport> make_floor_transport();
 std::unique_ptr<Transport> make_ring_spsc_transport();
 std::unique_ptr<Transport> make_ring_mpmc_transport();
+std::unique_ptr<Transport> make_topic_native_transport();
 std::unique_ptr<Transport> make_boost_spsc_transport();
 
 inline constexpr std::string_view kFloorName = "floor";

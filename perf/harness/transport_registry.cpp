@@ -11,6 +11,7 @@ constexpr std::array kTransports{
     TransportEntry{kFloorName, make_floor_transport},
     TransportEntry{"ring-spsc", make_ring_spsc_transport},
     TransportEntry{"ring-mpmc", make_ring_mpmc_transport},
+    TransportEntry{"topic-native", make_topic_native_transport},
     TransportEntry{"boost-spsc", make_boost_spsc_transport},
 };
 

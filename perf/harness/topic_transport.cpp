@@ -1,0 +1,167 @@
+// topic-native: a symphony::Bus topic on the native transport (our broadcast ring), through the
+// public API a host uses (advertise / subscribe, loan / publish / take / release). Ping-pong uses
+// two topics, one each way; throughput one topic with one `block` subscriber, so that nothing is
+// lost. Busy mode polls try_loan / try_take; blocking mode uses loan / take with
+// WaitStrategy::sleeping() (spin, yield, then the topic's futex doorbell).
+
+#include <algorithm>
+#include <bit>
+
+#include "drivers.hpp"
+#include "symphony/engine/bus.hpp"
+#include "transport.hpp"
+
+namespace symphony::perf {
+namespace {
+
+using engine::RingStatus;
+using engine::WaitStrategy;
+
+class TopicSender {
+ public:
+  explicit TopicSender(engine::RawPublisher& publisher) noexcept : publisher_(publisher) {}
+  Poll try_loan(std::size_t size, std::span<std::byte>& out) noexcept {
+    return accept(publisher_.try_loan(size), out);
+  }
+  Poll wait_loan(std::size_t size, std::span<std::byte>& out,
+                 SteadyClock::time_point until) noexcept {
+    return accept(publisher_.loan(size, WaitStrategy::sleeping(), until), out);
+  }
+  void publish() noexcept { publisher_.publish(); }
+  std::string failure() const { return "topic: " + std::string(engine::to_string(status_)); }
+
+ private:
+  Poll accept(const engine::Loan& loan, std::span<std::byte>& out) noexcept {
+    if (loan.ok()) [[likely]] {
+      out = loan.bytes();
+      return Poll::ready;
+    }
+    if (loan.would_block()) return Poll::would_block;
+    status_ = loan.status;
+    return Poll::failed;
+  }
+  engine::RawPublisher& publisher_;
+  RingStatus status_ = RingStatus::ok;
+};
+
+class TopicReceiver {
+ public:
+  explicit TopicReceiver(engine::RawSubscriber& subscriber) noexcept : subscriber_(subscriber) {}
+  Poll try_receive(std::span<const std::byte>& in) noexcept {
+    return accept(subscriber_.try_take(), in);
+  }
+  Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
+    return accept(subscriber_.take(WaitStrategy::sleeping(), until), in);
+  }
+  void release() noexcept { subscriber_.release(); }
+  std::string failure() const { return "topic: " + std::string(engine::to_string(status_)); }
+
+ private:
+  Poll accept(const engine::Frame& frame, std::span<const std::byte>& in) noexcept {
+    if (frame.ok()) [[likely]] {
+      in = frame.bytes();
+      return Poll::ready;
+    }
+    if (frame.would_block()) return Poll::would_block;
+    status_ = frame.status;
+    return Poll::failed;
+  }
+  engine::RawSubscriber& subscriber_;
+  RingStatus status_ = RingStatus::ok;
+};
+
+SideReport failed(const char* what, const engine::Error& error) {
+  SideReport report;
+  return fail(report, "%s: %s", what, error.message.c_str());
+}
+
+class TopicSession final : public Session {
+ public:
+  TopicSession(std::string bus, engine::TopicOptions topic, engine::SubscriberOptions subscriber)
+      : bus_(std::move(bus)), topic_(topic), subscriber_(subscriber) {}
+
+  SideReport run_side(const SideContext& side) noexcept override {
+    return guarded([&]() -> SideReport {
+      BusOptions options;
+      options.name = bus_;
+      auto bus = Bus::open(options);
+      if (!bus) return failed("cannot open the bus", bus.error());
+      // Ping-pong: "ping" carries the initiator's messages, "pong" the echoes.
+      const bool pingpong = side.spec->pattern == Pattern::pingpong;
+      const bool first_sends = side.role == Role::initiator || side.role == Role::producer;
+      std::optional<engine::RawSubscriber> subscriber;
+      std::optional<engine::RawPublisher> publisher;
+      // Subscribe before advertising: each side's subscription exists before the barrier, so
+      // no message is published to a topic nobody reads yet.
+      if (pingpong || side.role == Role::consumer) {
+        auto sub = bus->subscribe(pingpong && first_sends ? "pong" : "ping", {}, topic_,
+                                  subscriber_);
+        if (!sub) return failed("cannot subscribe", sub.error());
+        subscriber.emplace(std::move(*sub));
+      }
+      if (pingpong || side.role == Role::producer) {
+        auto pub = bus->advertise(pingpong && !first_sends ? "pong" : "ping", {}, topic_);
+        if (!pub) return failed("cannot advertise", pub.error());
+        publisher.emplace(std::move(*pub));
+      }
+      std::optional<TopicSender> tx;
+      std::optional<TopicReceiver> rx;
+      if (publisher) tx.emplace(*publisher);
+      if (subscriber) rx.emplace(*subscriber);
+      switch (side.role) {
+        case Role::initiator: return pingpong_initiator(*tx, *rx, side);
+        case Role::echoer: return pingpong_echoer(*tx, *rx, side);
+        case Role::producer: return throughput_producer(*tx, side);
+        case Role::consumer: return throughput_consumer(*rx, side);
+      }
+      SideReport report;
+      return fail(report, "unknown role");
+    });
+  }
+
+ private:
+  std::string bus_;
+  engine::TopicOptions topic_;
+  engine::SubscriberOptions subscriber_;
+};
+
+class TopicNativeTransport final : public Transport {
+ public:
+  std::string_view name() const noexcept override { return "topic-native"; }
+  std::string_view description() const noexcept override {
+    return "symphony::Bus topic, native transport (ours): the public loan/publish/take API over "
+           "the broadcast ring; one block subscriber; busy or blocking (futex doorbell)";
+  }
+  std::string unsupported(const MeasureSpec& spec) const override {
+    if (spec.producers != 1 || spec.consumers != 1) {
+      return "a topic has one publisher; fan-out is measured separately";
+    }
+    if (spec.payload > (std::size_t{1} << 31)) return "samples carry at most 2 GiB";
+    return {};
+  }
+  engine::Result<std::unique_ptr<Session>> prepare(const MeasureSpec& spec,
+                                                   const std::string& name_prefix) override {
+    // Bus names allow no '.': "symphony-perf.<pid>.<n>." becomes "symphony-perf-<pid>-<n>".
+    std::string bus = name_prefix;
+    std::replace(bus.begin(), bus.end(), '.', '-');
+    while (!bus.empty() && bus.back() == '-') bus.pop_back();
+    engine::TopicOptions topic;
+    topic.max_payload = std::max<std::size_t>(spec.payload, 1);
+    // The same bytes as every other queue (and at least 4 samples) as the subscriber's depth.
+    const std::uint64_t stride = layouts::topic_slot_stride(topic.max_payload);
+    engine::SubscriberOptions subscriber;
+    subscriber.depth = static_cast<std::uint32_t>(
+        std::clamp<std::uint64_t>(spec.queue_bytes / stride, 4, 1U << 20));
+    topic.capacity = static_cast<std::uint32_t>(
+        std::max<std::uint64_t>(64, std::bit_ceil(2 * std::uint64_t{subscriber.depth})));
+    return std::unique_ptr<Session>(new TopicSession(std::move(bus), topic, subscriber));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_topic_native_transport() {
+  return std::make_unique<TopicNativeTransport>();
+}
+
+}  // namespace symphony::perf
