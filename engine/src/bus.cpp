@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <mutex>
 
 #include "symphony/engine/process_identity.hpp"
@@ -76,6 +77,14 @@ std::uint64_t load_counter(const std::uint64_t& counter) {
 struct Bus::Impl {
   std::string name;
   std::filesystem::path runtime_dir;
+  std::mutex flusher_mutex;
+  std::shared_ptr<engine::detail::BatchFlusher> flusher;  // started by the first batched publisher
+
+  std::shared_ptr<engine::detail::BatchFlusher> batch_flusher() {
+    std::lock_guard lock(flusher_mutex);
+    if (!flusher) flusher = std::make_shared<engine::detail::BatchFlusher>();
+    return flusher;
+  }
 #if defined(SYMPHONY_HAVE_ICEORYX)
   std::mutex iceoryx_mutex;
   std::shared_ptr<engine::detail::IceoryxSession> iceoryx;  // opened by the first iceoryx topic
@@ -110,11 +119,20 @@ const std::string& Bus::name() const noexcept { return impl_->name; }
 const std::filesystem::path& Bus::runtime_dir() const noexcept { return impl_->runtime_dir; }
 
 Result<engine::RawPublisher> Bus::advertise(std::string_view topic, const engine::TopicType& type,
-                                            const engine::TopicOptions& options) {
+                                            const engine::TopicOptions& options,
+                                            const engine::PublisherOptions& publisher) {
+  if (options.transport != engine::TopicTransport::native &&
+      publisher.route != engine::Route::direct) {
+    return tl::unexpected(Error{Errc::unsupported,
+                                std::string("the ") + engine::to_string(publisher.route) +
+                                    " route needs the native transport"});
+  }
   auto segment = engine::detail::TopicSegment::attach(impl_->name, topic, type, options, 0);
   if (!segment) return tl::unexpected(std::move(segment.error()));
   if (options.transport == engine::TopicTransport::native) {
-    auto backend = engine::detail::make_native_publisher(std::move(*segment), impl_->runtime_dir);
+    auto backend = engine::detail::make_native_publisher(
+        std::move(*segment), publisher, impl_->runtime_dir,
+        publisher.route == engine::Route::batched ? impl_->batch_flusher() : nullptr);
     if (!backend) return tl::unexpected(std::move(backend.error()));
     return engine::RawPublisher(std::move(*backend));
   }
@@ -141,6 +159,10 @@ Result<engine::RawSubscriber> Bus::subscribe(std::string_view topic,
   auto segment = engine::detail::TopicSegment::attach(impl_->name, topic, type, options,
                                                       std::max<std::uint32_t>(subscriber.depth, 1));
   if (!segment) return tl::unexpected(std::move(segment.error()));
+  if (options.transport != engine::TopicTransport::native && !subscriber.group.empty()) {
+    return tl::unexpected(
+        Error{Errc::unsupported, "load-balancing groups need the native transport"});
+  }
   if (options.transport == engine::TopicTransport::native) {
     auto backend = engine::detail::make_native_subscriber(std::move(*segment), subscriber,
                                                           impl_->runtime_dir);
@@ -193,6 +215,7 @@ Result<std::vector<TopicInfo>> Bus::topics() const {
     info.max_payload = s.geometry().max_payload;
     info.history = s.geometry().history;
     info.capacity = static_cast<std::uint32_t>(s.geometry().capacity);
+    info.priority_capacity = static_cast<std::uint32_t>(s.geometry().priority_capacity);
     const engine::ProcessIdentity publisher = engine::load_identity(h->publisher);
     if (publisher.pid != 0) {
       TopicParticipant p;
@@ -200,6 +223,9 @@ Result<std::vector<TopicInfo>> Bus::topics() const {
       p.alive = engine::is_alive(publisher);
       p.published = load_counter(h->publisher_counters.published);
       p.full = load_counter(h->publisher_counters.full);
+      p.flushes = load_counter(h->publisher_counters.flushes);
+      p.wakeups = load_counter(h->publisher_counters.wakeups);
+      p.priority = load_counter(h->publisher_counters.priority);
       info.publishers.push_back(p);
     }
     for (std::uint32_t i = 0; i < s.geometry().max_subscribers; ++i) {
@@ -218,6 +244,7 @@ Result<std::vector<TopicInfo>> Bus::topics() const {
       p.delivered = load_counter(entry->counters.delivered);
       p.dropped = load_counter(entry->counters.dropped);
       p.overruns = load_counter(entry->counters.overruns);
+      p.group.assign(entry->group_name, strnlen(entry->group_name, sizeof entry->group_name));
       info.subscribers.push_back(p);
     }
     topics.push_back(std::move(info));

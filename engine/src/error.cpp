@@ -31,6 +31,7 @@ const char* to_string(RingStatus status) noexcept {
     case RingStatus::oversize: return "oversize";
     case RingStatus::corrupt: return "corrupt";
     case RingStatus::busy: return "busy";
+    case RingStatus::refused: return "refused";
   }
   return "unknown";
 }

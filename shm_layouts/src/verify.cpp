@@ -214,9 +214,15 @@ tl::expected<TopicGeometry, LayoutError> verify_topic(const std::byte* base,
     return fail(LayoutErrc::bad_geometry,
                 "max_subscribers " + num(h.max_subscribers) + " is not in 1..1024");
   }
+  if (native ? (!is_power_of_two(h.priority_capacity) || h.priority_capacity > kTopicMaxCapacity)
+             : h.priority_capacity != 0) {
+    return fail(LayoutErrc::bad_geometry, "priority_capacity " + num(h.priority_capacity) +
+                                              (native ? " is not a power of two <= 2^24"
+                                                      : " must be 0 for iceoryx"));
+  }
   const TopicGeometry expected =
-      topic_geometry(h.capacity, h.max_payload, h.max_subscribers, h.history,
-                     static_cast<TopicTransportCode>(h.transport), h.type_size);
+      topic_geometry(h.capacity, h.priority_capacity, h.max_payload, h.max_subscribers,
+                     h.history, static_cast<TopicTransportCode>(h.transport), h.type_size);
   if (h.slot_stride != expected.slot_stride || h.subscribers_offset != expected.subscribers_offset ||
       h.slots_offset != expected.slots_offset || topic_segment_end(expected) > mapped_size) {
     return fail(LayoutErrc::bad_geometry,

@@ -19,6 +19,11 @@ class PublisherBackend {
                     std::chrono::steady_clock::time_point deadline) noexcept = 0;
   // Every loan since the last publish becomes visible (in loan order).
   virtual void publish() noexcept = 0;
+  // Transports without a priority lane or batching keep these defaults.
+  virtual Loan try_loan_priority(std::size_t /*length*/) noexcept {
+    return Loan::failed(RingStatus::refused);
+  }
+  virtual void flush() noexcept {}
   virtual PublisherCounters counters() const noexcept = 0;
   virtual const std::string& topic() const noexcept = 0;
   virtual TopicTransport transport() const noexcept = 0;

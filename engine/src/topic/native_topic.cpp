@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <cerrno>
 #include <utility>
@@ -12,6 +13,7 @@
 
 #include "symphony/engine/doorbell.hpp"
 #include "symphony/engine/process_identity.hpp"
+#include "topic/batch_flusher.hpp"
 
 namespace symphony::engine::detail {
 namespace {
@@ -59,23 +61,44 @@ bool reclaim_if_dead(TopicHeader* header, TopicSubscriberEntry* entry) noexcept 
     DoorbellRef(&header->data_available).finish_wait();
   }
   ref64(entry->held_from).store(kTopicNotHolding, std::memory_order_seq_cst);
+  ref64(entry->priority_release).store(kTopicNotHolding, std::memory_order_seq_cst);
   ref64(header->subscribers_reclaimed).fetch_add(1, std::memory_order_relaxed);
+  if (ref32(entry->group).exchange(0, std::memory_order_acq_rel) != 0) {
+    ref64(header->group_epoch).fetch_add(1, std::memory_order_seq_cst);
+  }
   release_identity(entry->owner);
   return true;
 }
 
 // ---- publisher --------------------------------------------------------------------------------
 
-class NativePublisher final : public PublisherBackend {
+// One lane of samples: the normal ring or the priority ring. Positions only grow.
+struct Lane {
+  std::uint64_t head = 0;         // committed: every sample below it is visible
+  std::uint64_t ready = 0;        // published by the caller, not yet committed (batched)
+  std::uint64_t pending = 0;      // after the loaned samples
+  std::uint64_t write_limit = 0;  // may loan below it without looking at the subscribers
+};
+
+class NativePublisher final : public PublisherBackend, public BatchFlusher::Client {
  public:
-  NativePublisher(std::shared_ptr<TopicSegment> topic, std::filesystem::path runtime_dir)
+  NativePublisher(std::shared_ptr<TopicSegment> topic, const PublisherOptions& options,
+                  std::filesystem::path runtime_dir, std::shared_ptr<BatchFlusher> flusher)
       : topic_(std::move(topic)),
         header_(topic_->header()),
         geometry_(topic_->geometry()),
+        options_(options),
         runtime_dir_(std::move(runtime_dir)),
-        fifos_(geometry_.max_subscribers) {}
+        flusher_(std::move(flusher)),
+        fifos_(geometry_.max_subscribers),
+        routed_to_(geometry_.max_subscribers, 0),
+        member_generation_(geometry_.max_subscribers, 0) {}
 
   ~NativePublisher() override {
+    if (flusher_) {
+      flush();
+      flusher_->remove(this);
+    }
     for (const FifoCache& fifo : fifos_) {
       if (fifo.fd >= 0) ::close(fifo.fd);
     }
@@ -99,37 +122,46 @@ class NativePublisher final : public PublisherBackend {
     attached_ = true;
     ref64(header_->publisher_generation).fetch_add(1, std::memory_order_relaxed);
     register_ringer();
-    // A publisher killed inside publish() may have committed samples without advancing head:
-    // resume after the last committed one (subscribers may already have read them).
-    std::uint64_t head = ref64(header_->head).load(std::memory_order_seq_cst);
-    for (std::uint64_t walked = 0; walked < geometry_.capacity; ++walked) {
-      auto& sequence = slot_header(topic_->slot(head))->sequence;
-      if (ref64(sequence).load(std::memory_order_acquire) != head + 1) break;
-      ++head;
-    }
-    ref64(header_->head).store(head, std::memory_order_seq_cst);
-    head_ = pending_ = head;
+    resume(normal_, header_->head, geometry_.capacity, [&](std::uint64_t s) { return slot(s); });
+    resume(priority_, header_->priority_head, geometry_.priority_capacity,
+           [&](std::uint64_t s) { return priority_slot(s); });
     floor_ = ref64(header_->overwrite_floor).load(std::memory_order_seq_cst);
+    // Counters go on from a predecessor's.
     published_ = ref64(header_->publisher_counters.published).load(std::memory_order_relaxed);
     full_ = ref64(header_->publisher_counters.full).load(std::memory_order_relaxed);
+    if (flusher_) flusher_->add(this);
     return {};
   }
 
   Loan try_loan(std::size_t length) noexcept override {
-    if (length > geometry_.max_payload ||
-        (geometry_.type_size != 0 && length != geometry_.type_size)) {
-      return Loan::failed(RingStatus::oversize);
-    }
-    if (pending_ >= write_limit_ && !refresh_limit()) [[unlikely]] {
+    if (!fits(length)) return Loan::failed(RingStatus::oversize);
+    if (normal_.pending >= normal_.write_limit && !refresh_limit()) [[unlikely]] {
       note_full();
       return Loan::failed(RingStatus::full);
     }
     was_full_ = false;
-    std::byte* slot = topic_->slot(pending_);
-    ref32(slot_header(slot)->length).store(static_cast<std::uint32_t>(length),
-                                           std::memory_order_relaxed);
-    ++pending_;
-    return Loan::of(slot + sizeof(TopicSlotHeader), length);
+    std::byte* s = slot(normal_.pending);
+    ref32(slot_header(s)->length).store(static_cast<std::uint32_t>(length),
+                                        std::memory_order_relaxed);
+    ref32(slot_header(s)->route).store(route_next(), std::memory_order_relaxed);
+    ++normal_.pending;
+    return Loan::of(s + sizeof(TopicSlotHeader), length);
+  }
+
+  Loan try_loan_priority(std::size_t length) noexcept override {
+    if (geometry_.priority_capacity == 0) return Loan::failed(RingStatus::refused);
+    if (!fits(length)) return Loan::failed(RingStatus::oversize);
+    if (priority_.pending >= priority_.write_limit && !refresh_priority_limit()) {
+      note_full();
+      return Loan::failed(RingStatus::full);
+    }
+    was_full_ = false;
+    std::byte* s = priority_slot(priority_.pending);
+    ref32(slot_header(s)->length).store(static_cast<std::uint32_t>(length),
+                                        std::memory_order_relaxed);
+    ref32(slot_header(s)->route).store(0, std::memory_order_relaxed);
+    ++priority_.pending;
+    return Loan::of(s + sizeof(TopicSlotHeader), length);
   }
 
   Loan loan(std::size_t length, const WaitStrategy& strategy,
@@ -139,23 +171,55 @@ class NativePublisher final : public PublisherBackend {
   }
 
   void publish() noexcept override {
-    if (pending_ == head_) return;
-    for (std::uint64_t sample = head_; sample < pending_; ++sample) {
-      // Release: the payload and length are visible before the sequence subscribers poll.
-      ref64(slot_header(topic_->slot(sample))->sequence)
-          .store(sample + 1, std::memory_order_release);
+    if (!flusher_) {
+      normal_.ready = normal_.pending;
+      priority_.ready = priority_.pending;
+      commit();
+      return;
     }
-    published_ += pending_ - head_;
-    head_ = pending_;
-    store_for_sleepers(ref64(header_->head), head_);
-    store_counter(header_->publisher_counters.published, published_);
-    if (DoorbellRef(&header_->data_available).ring()) notify_armed_subscribers();
+    bool start_timer = false;
+    {
+      SpinGuard guard(lock_);
+      normal_.ready = normal_.pending;
+      priority_.ready = priority_.pending;
+      const std::uint64_t waiting =
+          (normal_.ready - normal_.head) + (priority_.ready - priority_.head);
+      if (waiting == 0) return;
+      if (waiting >= options_.batch_size || priority_.ready != priority_.head) {
+        commit();  // a full batch, or a priority sample: neither waits
+      } else if (!deadline_set_) {
+        deadline_ = BatchFlusher::Clock::now() + options_.batch_delay;
+        deadline_set_ = true;
+        start_timer = true;
+      }
+    }
+    // Outside our lock: the flusher holds its own lock while it calls flush_if_due().
+    if (start_timer) flusher_->wake_by(deadline_);
+  }
+
+  void flush() noexcept override {
+    if (!flusher_) return;  // direct: everything published is already visible
+    SpinGuard guard(lock_);
+    commit();
+  }
+
+  BatchFlusher::Clock::time_point flush_if_due(BatchFlusher::Clock::time_point now) noexcept
+      override {
+    SpinGuard guard(lock_);
+    if (!deadline_set_) return BatchFlusher::Clock::time_point::max();
+    if (now < deadline_) return deadline_;
+    commit();
+    return BatchFlusher::Clock::time_point::max();
   }
 
   PublisherCounters counters() const noexcept override {
     PublisherCounters c;
-    c.published = published_;
+    c.published = published_.load(std::memory_order_relaxed);
     c.full = full_;
+    c.flushes = flushes_.load(std::memory_order_relaxed);
+    c.wakeups = wakeups_.load(std::memory_order_relaxed);
+    c.priority = priority_sent_.load(std::memory_order_relaxed);
+    c.routed = routed_;
     for (std::uint32_t i = 0; i < geometry_.max_subscribers; ++i) {
       if (ref32(topic_->entry(i)->state).load(std::memory_order_acquire) ==
           state_code(TopicEntryState::active)) {
@@ -173,11 +237,90 @@ class NativePublisher final : public PublisherBackend {
     int fd = -1;
   };
 
+  // Batched publishers share their state with the flusher thread; loans stay lock-free (they
+  // touch only samples after `ready`, which commits never read).
+  class SpinGuard {
+   public:
+    explicit SpinGuard(std::atomic_flag& flag) noexcept : flag_(flag) {
+      while (flag_.test_and_set(std::memory_order_acquire)) cpu_relax();
+    }
+    ~SpinGuard() { flag_.clear(std::memory_order_release); }
+    SpinGuard(const SpinGuard&) = delete;
+    SpinGuard& operator=(const SpinGuard&) = delete;
+
+   private:
+    std::atomic_flag& flag_;
+  };
+
+  std::byte* slot(std::uint64_t sample) const noexcept { return topic_->slot(sample); }
+  std::byte* priority_slot(std::uint64_t sample) const noexcept {
+    return topic_->priority_slot(sample);
+  }
+  bool fits(std::size_t length) const noexcept {
+    return length <= geometry_.max_payload &&
+           (geometry_.type_size == 0 || length == geometry_.type_size);
+  }
+
+  // A publisher killed inside a commit may have committed samples without advancing the head:
+  // resume after the last committed one (subscribers may already have read them).
+  template <typename SlotOf>
+  static void resume(Lane& lane, std::uint64_t& shared_head, std::uint64_t capacity,
+                     SlotOf&& slot_of) noexcept {
+    std::uint64_t head = ref64(shared_head).load(std::memory_order_seq_cst);
+    for (std::uint64_t walked = 0; walked < capacity; ++walked) {
+      auto& sequence = slot_header(slot_of(head))->sequence;
+      if (ref64(sequence).load(std::memory_order_acquire) != head + 1) break;
+      ++head;
+    }
+    ref64(shared_head).store(head, std::memory_order_seq_cst);
+    lane.head = lane.ready = lane.pending = head;
+  }
+
+  // Makes every ready sample visible: priority lane first, so a subscriber woken for either
+  // finds the priority samples before the normal ones.
+  void commit() noexcept {
+    const std::uint64_t priority = priority_.ready - priority_.head;
+    const std::uint64_t normal = normal_.ready - normal_.head;
+    deadline_set_ = false;
+    if (priority + normal == 0) return;
+    for (std::uint64_t s = priority_.head; s < priority_.ready; ++s) {
+      ref64(slot_header(priority_slot(s))->sequence).store(s + 1, std::memory_order_release);
+    }
+    for (std::uint64_t s = normal_.head; s < normal_.ready; ++s) {
+      // Release: the payload and length are visible before the sequence subscribers poll.
+      ref64(slot_header(slot(s))->sequence).store(s + 1, std::memory_order_release);
+    }
+    if (priority != 0) {
+      priority_.head = priority_.ready;
+      store_for_sleepers(ref64(header_->priority_head), priority_.head);
+      priority_sent_.store(priority_sent_.load(std::memory_order_relaxed) + priority,
+                           std::memory_order_relaxed);
+      store_counter(header_->publisher_counters.priority,
+                    priority_sent_.load(std::memory_order_relaxed));
+    }
+    if (normal != 0) {
+      normal_.head = normal_.ready;
+      store_for_sleepers(ref64(header_->head), normal_.head);
+    }
+    const std::uint64_t published = published_.load(std::memory_order_relaxed) + priority + normal;
+    published_.store(published, std::memory_order_relaxed);
+    store_counter(header_->publisher_counters.published, published);
+    const std::uint64_t flushes = flushes_.load(std::memory_order_relaxed) + 1;
+    flushes_.store(flushes, std::memory_order_relaxed);
+    store_counter(header_->publisher_counters.flushes, flushes);
+    if (DoorbellRef(&header_->data_available).ring()) {
+      const std::uint64_t wakeups = wakeups_.load(std::memory_order_relaxed) + 1;
+      wakeups_.store(wakeups, std::memory_order_relaxed);
+      store_counter(header_->publisher_counters.wakeups, wakeups);
+      notify_armed_subscribers();
+    }
+  }
+
   // The publisher may write samples below its write limit (see topic.hpp). Runs once per half
   // ring (or per `depth` samples when a block subscriber keeps up), never per sample.
   bool refresh_limit() noexcept {
     const std::uint64_t capacity = geometry_.capacity;
-    const std::uint64_t proposal = pending_ + capacity / 2;
+    const std::uint64_t proposal = normal_.pending + capacity / 2;
     // Block subscribers first: their release positions only grow, so this bound stays true, and
     // the floor announced from it never exceeds what we may really overwrite.
     std::uint64_t block_limit = proposal;
@@ -218,8 +361,30 @@ class NativePublisher final : public PublisherBackend {
         gating_ = i;
       }
     }
-    write_limit_ = limit;
-    return pending_ < write_limit_;
+    normal_.write_limit = limit;
+    return normal_.pending < normal_.write_limit;
+  }
+
+  // Every subscriber gates the priority lane, block-style.
+  bool refresh_priority_limit() noexcept {
+    const std::uint64_t capacity = geometry_.priority_capacity;
+    std::uint64_t limit = priority_.pending + capacity / 2;
+    gating_ = kNoEntry;
+    for (std::uint32_t i = 0; i < geometry_.max_subscribers; ++i) {
+      TopicSubscriberEntry* entry = topic_->entry(i);
+      if (ref32(entry->state).load(std::memory_order_seq_cst) !=
+          state_code(TopicEntryState::active)) {
+        continue;
+      }
+      const std::uint64_t released =
+          ref64(entry->priority_release).load(std::memory_order_seq_cst);
+      if (released != kTopicNotHolding && released + capacity < limit) {
+        limit = released + capacity;
+        gating_ = i;
+      }
+    }
+    priority_.write_limit = limit;
+    return priority_.pending < priority_.write_limit;
   }
 
   std::uint64_t gate_of_block(TopicSubscriberEntry* entry) const noexcept {
@@ -239,9 +404,63 @@ class NativePublisher final : public PublisherBackend {
     }
     if ((++full_polls_ & kLivenessCheckMask) == 0 && gating_ != kNoEntry) {
       if (reclaim_if_dead(header_, topic_->entry(gating_))) {
-        write_limit_ = 0;  // recompute without it
+        normal_.write_limit = priority_.write_limit = 0;  // recompute without it
       }
     }
+  }
+
+  // The route of the next normal sample: 0 (everyone), or one member of the load-balancing
+  // group + 1. The membership is re-read only when group_epoch moves.
+  std::uint32_t route_next() noexcept {
+    const std::uint64_t epoch = ref64(header_->group_epoch).load(std::memory_order_acquire);
+    if (epoch != known_epoch_) read_members(epoch);
+    if (members_.empty()) return 0;
+    if ((++routed_ & kLivenessCheckMask) == 0) check_members_alive();
+    std::uint32_t chosen = members_[0];
+    if (options_.balance == Balance::round_robin) {
+      chosen = members_[next_member_++ % members_.size()];
+    } else {
+      std::uint64_t least = ~std::uint64_t{0};
+      for (const std::uint32_t member : members_) {
+        const std::uint64_t released =
+            ref64(topic_->entry(member)->routed_released).load(std::memory_order_relaxed);
+        const std::uint64_t unreleased = routed_to_[member] - std::min(released,
+                                                                        routed_to_[member]);
+        if (unreleased < least) {
+          least = unreleased;
+          chosen = member;
+        }
+      }
+    }
+    ++routed_to_[chosen];
+    return chosen + 1;
+  }
+
+  void read_members(std::uint64_t epoch) noexcept {
+    known_epoch_ = epoch;
+    std::vector<std::uint32_t> members;
+    for (std::uint32_t i = 0; i < geometry_.max_subscribers; ++i) {
+      TopicSubscriberEntry* entry = topic_->entry(i);
+      if (ref32(entry->state).load(std::memory_order_acquire) !=
+              state_code(TopicEntryState::active) ||
+          ref32(entry->group).load(std::memory_order_relaxed) == 0) {
+        continue;
+      }
+      // A new occupant starts from its own count (0 at join).
+      const std::uint64_t generation = ref64(entry->generation).load(std::memory_order_acquire);
+      if (std::find(members_.begin(), members_.end(), i) == members_.end() ||
+          member_generation_[i] != generation) {
+        routed_to_[i] = ref64(entry->routed_released).load(std::memory_order_relaxed);
+        member_generation_[i] = generation;
+      }
+      members.push_back(i);
+    }
+    members_ = std::move(members);
+  }
+
+  // Samples routed to a dead member would never be taken: stop routing to it.
+  void check_members_alive() noexcept {
+    for (const std::uint32_t member : members_) reclaim_if_dead(header_, topic_->entry(member));
   }
 
   void notify_armed_subscribers() noexcept {
@@ -277,18 +496,34 @@ class NativePublisher final : public PublisherBackend {
   std::shared_ptr<TopicSegment> topic_;
   TopicHeader* header_;
   layouts::TopicGeometry geometry_;
+  PublisherOptions options_;
   std::filesystem::path runtime_dir_;
+  std::shared_ptr<BatchFlusher> flusher_;  // batched only
   std::vector<FifoCache> fifos_;
-  std::uint64_t head_ = 0;     // published
-  std::uint64_t pending_ = 0;  // after the loaned, unpublished samples
-  std::uint64_t write_limit_ = 0;
+  Lane normal_;
+  Lane priority_;
   std::uint64_t floor_ = 0;
-  std::uint64_t published_ = 0;
+  // Written under lock_ by whichever thread commits, read by counters().
+  std::atomic<std::uint64_t> published_{0};
+  std::atomic<std::uint64_t> flushes_{0};
+  std::atomic<std::uint64_t> wakeups_{0};
+  std::atomic<std::uint64_t> priority_sent_{0};
   std::uint64_t full_ = 0;
   std::uint64_t full_polls_ = 0;
   std::uint32_t gating_ = kNoEntry;
   bool was_full_ = false;
   bool attached_ = false;
+  // Batched.
+  std::atomic_flag lock_ = ATOMIC_FLAG_INIT;
+  bool deadline_set_ = false;
+  BatchFlusher::Clock::time_point deadline_{};
+  // Load balancing.
+  std::uint64_t known_epoch_ = 0;
+  std::vector<std::uint32_t> members_;
+  std::vector<std::uint64_t> routed_to_;
+  std::vector<std::uint64_t> member_generation_;
+  std::uint64_t next_member_ = 0;
+  std::uint64_t routed_ = 0;
   WaitStats wait_stats_;
 };
 
@@ -303,7 +538,8 @@ class NativeSubscriber final : public SubscriberBackend {
         geometry_(topic_->geometry()),
         runtime_dir_(std::move(runtime_dir)),
         block_(options.overflow == Overflow::block),
-        depth_(options.depth) {}
+        depth_(options.depth),
+        group_(options.group) {}
 
   ~NativeSubscriber() override {
     if (entry_ == nullptr) return;
@@ -316,12 +552,27 @@ class NativeSubscriber final : public SubscriberBackend {
     }
     ref32(entry_->state).store(state_code(TopicEntryState::free), std::memory_order_seq_cst);
     ref64(entry_->held_from).store(kTopicNotHolding, std::memory_order_seq_cst);
+    ref64(entry_->priority_release).store(kTopicNotHolding, std::memory_order_seq_cst);
+    if (ref32(entry_->group).exchange(0, std::memory_order_acq_rel) != 0) {
+      ref64(header_->group_epoch).fetch_add(1, std::memory_order_seq_cst);
+    }
     release_identity(entry_->owner);
     // A publisher waiting for this subscriber's room can go on.
     DoorbellRef(&header_->space_available).ring();
   }
 
   Result<void> join(bool want_history) {
+    if (!group_.empty()) {
+      if (group_.size() >= layouts::kTopicGroupNameCapacity) {
+        return tl::unexpected(Error{Errc::invalid_argument,
+                                    "group name '" + group_ + "' must be 1-23 characters"});
+      }
+      if (auto other = other_group(); !other.empty()) {
+        return tl::unexpected(Error{Errc::qos_mismatch,
+                                    "topic '" + topic_->topic() + "' already balances over group '" +
+                                        other + "' (one group per topic), not '" + group_ + "'"});
+      }
+    }
     for (std::uint32_t i = 0; i < geometry_.max_subscribers && entry_ == nullptr; ++i) {
       TopicSubscriberEntry* entry = topic_->entry(i);
       switch (claim_identity(entry->owner)) {
@@ -351,6 +602,11 @@ class NativeSubscriber final : public SubscriberBackend {
     ref64(entry_->generation).store(generation_, std::memory_order_release);
     ref32(entry_->overflow).store(block_ ? kBlock : kDiscard, std::memory_order_relaxed);
     ref32(entry_->depth).store(depth_, std::memory_order_relaxed);
+    std::memset(entry_->group_name, 0, sizeof entry_->group_name);
+    std::memcpy(entry_->group_name, group_.data(), group_.size());
+    ref32(entry_->group).store(group_.empty() ? 0 : group_hash(group_), std::memory_order_relaxed);
+    ref64(entry_->routed_released).store(0, std::memory_order_relaxed);
+    ref64(entry_->priority_release).store(kTopicNotHolding, std::memory_order_seq_cst);
     for (std::uint64_t* counter : {&entry_->counters.delivered, &entry_->counters.dropped,
                                    &entry_->counters.overruns}) {
       store_counter(*counter, 0);
@@ -374,6 +630,12 @@ class NativeSubscriber final : public SubscriberBackend {
       }
     }
     cursor_ = released_ = start;
+    // The priority lane: from its head on (no history), gated by us from here (see topic.hpp).
+    if (geometry_.priority_capacity != 0) {
+      pcursor_ = preleased_ = ref64(header_->priority_head).load(std::memory_order_seq_cst);
+      ref64(entry_->priority_release).store(pcursor_, std::memory_order_seq_cst);
+    }
+    if (!group_.empty()) ref64(header_->group_epoch).fetch_add(1, std::memory_order_seq_cst);
     return {};
   }
 
@@ -396,7 +658,7 @@ class NativeSubscriber final : public SubscriberBackend {
       if (!frame.would_block()) return frame;
       // seq_cst, paired with publish()'s store of head: if head is past us, the sample is
       // committed and take_once() sees it.
-      if (ref64(header_->head).load(std::memory_order_seq_cst) > cursor_) frame = try_take();
+      if (has_sample()) frame = try_take();
       return frame;
     };
     return wait_until([&] { return try_take(); }, confirm, DoorbellRef(&header_->data_available),
@@ -404,6 +666,16 @@ class NativeSubscriber final : public SubscriberBackend {
   }
 
   void release() noexcept override {
+    if (pcursor_ != preleased_) {
+      preleased_ = pcursor_;
+      store_for_sleepers(ref64(entry_->priority_release), preleased_);
+    }
+    if (routed_taken_ != 0) {
+      routed_released_ += routed_taken_;
+      routed_taken_ = 0;
+      ref64(entry_->routed_released).store(routed_released_, std::memory_order_relaxed);
+    }
+    taken_ = 0;
     if (block_) {
       if (cursor_ == released_) return;
       released_ = cursor_;
@@ -454,11 +726,87 @@ class NativeSubscriber final : public SubscriberBackend {
 
  private:
   bool has_sample() const noexcept {
-    return ref64(header_->head).load(std::memory_order_seq_cst) > cursor_;
+    return ref64(header_->head).load(std::memory_order_seq_cst) > cursor_ ||
+           (geometry_.priority_capacity != 0 &&
+            ref64(header_->priority_head).load(std::memory_order_seq_cst) > pcursor_);
+  }
+
+  std::string other_group() const {
+    for (std::uint32_t i = 0; i < geometry_.max_subscribers; ++i) {
+      TopicSubscriberEntry* entry = topic_->entry(i);
+      if (ref32(entry->state).load(std::memory_order_acquire) !=
+              state_code(TopicEntryState::active) ||
+          ref32(entry->group).load(std::memory_order_relaxed) == 0 ||
+          !is_alive(load_identity(entry->owner))) {
+        continue;
+      }
+      char name[layouts::kTopicGroupNameCapacity + 1] = {};
+      std::memcpy(name, entry->group_name, sizeof entry->group_name);
+      if (name != group_) return name;
+    }
+    return {};
+  }
+
+  static std::uint32_t group_hash(std::string_view name) noexcept {
+    std::uint32_t hash = 2166136261u;  // FNV-1a
+    for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+    return hash == 0 ? 1 : hash;
+  }
+
+  // The priority lane first: a priority sample overtakes every queued normal one.
+  bool take_priority(Frame& frame) noexcept {
+    std::byte* slot = topic_->priority_slot(pcursor_);
+    const std::uint64_t sequence =
+        ref64(slot_header(slot)->sequence).load(std::memory_order_acquire);
+    if (sequence != pcursor_ + 1) {
+      if (sequence > pcursor_ + 1) {
+        // Overwritten before our gate was seen, only possible while we were joining: catch up.
+        pcursor_ = ref64(header_->priority_head).load(std::memory_order_acquire);
+      }
+      return false;
+    }
+    const std::uint32_t length = ref32(slot_header(slot)->length).load(std::memory_order_relaxed);
+    if (length > geometry_.max_payload ||
+        (geometry_.type_size != 0 && length != geometry_.type_size)) {
+      corrupt_ = true;
+      frame = Frame::failed(RingStatus::corrupt);
+      return true;
+    }
+    ++pcursor_;
+    ++taken_;
+    store_counter(entry_->counters.delivered, ++delivered_);
+    frame = Frame::of(slot + sizeof(TopicSlotHeader), length);
+    return true;
   }
 
   Frame take_once() noexcept {
     if (corrupt_) return Frame::failed(RingStatus::corrupt);
+    if (geometry_.priority_capacity != 0) {
+      Frame frame;
+      if (take_priority(frame)) return frame;
+    }
+    // A group member skips the samples routed to other members (a bounded number per call).
+    for (std::uint32_t skipped = 0;; ++skipped) {
+      Frame frame = take_normal();
+      if (!frame.ok() || group_.empty()) return frame;
+      const std::uint32_t route = ref32(slot_header(const_cast<std::byte*>(frame.data) -
+                                                    sizeof(TopicSlotHeader))
+                                            ->route)
+                                      .load(std::memory_order_relaxed);
+      if (route == 0 || route == index_ + 1) {
+        if (route != 0) ++routed_taken_;
+        return frame;
+      }
+      // Not ours: it was never taken. Undo the delivery count and hand it back at once if we
+      // hold nothing else, so that a member never gates the publisher with others' samples.
+      --taken_;
+      store_counter(entry_->counters.delivered, --delivered_);
+      if (taken_ == 0) release();
+      if (skipped == kMaxSkipsPerTake) return Frame::failed(RingStatus::empty);
+    }
+  }
+
+  Frame take_normal() noexcept {
     std::uint64_t sample = cursor_;
     std::byte* slot = topic_->slot(sample);
     std::uint64_t sequence = ref64(slot_header(slot)->sequence).load(std::memory_order_acquire);
@@ -488,6 +836,7 @@ class NativeSubscriber final : public SubscriberBackend {
       return Frame::failed(RingStatus::corrupt);
     }
     cursor_ = sample + 1;
+    ++taken_;
     store_counter(entry_->counters.delivered, ++delivered_);
     return Frame::of(slot + sizeof(TopicSlotHeader), length);
   }
@@ -547,8 +896,16 @@ class NativeSubscriber final : public SubscriberBackend {
   TopicHeader* header_;
   layouts::TopicGeometry geometry_;
   std::filesystem::path runtime_dir_;
+  static constexpr std::uint32_t kMaxSkipsPerTake = 4096;
+
   bool block_;
   std::uint32_t depth_;
+  std::string group_;
+  std::uint64_t pcursor_ = 0;    // priority lane: next sample to read
+  std::uint64_t preleased_ = 0;  // priority lane: every sample below it is released
+  std::uint64_t taken_ = 0;      // samples taken since the last release
+  std::uint64_t routed_taken_ = 0;     // of those, routed to us by the group's publisher
+  std::uint64_t routed_released_ = 0;
   TopicSubscriberEntry* entry_ = nullptr;
   std::uint32_t index_ = 0;
   std::uint64_t generation_ = 0;
@@ -574,8 +931,21 @@ std::filesystem::path notify_fifo_path(const std::filesystem::path& runtime_dir,
 }
 
 Result<std::unique_ptr<PublisherBackend>> make_native_publisher(
-    std::shared_ptr<TopicSegment> topic, std::filesystem::path runtime_dir) {
-  auto publisher = std::make_unique<NativePublisher>(std::move(topic), std::move(runtime_dir));
+    std::shared_ptr<TopicSegment> topic, const PublisherOptions& options,
+    std::filesystem::path runtime_dir, std::shared_ptr<BatchFlusher> flusher) {
+  if (options.route == Route::batched) {
+    if (!flusher) {
+      return tl::unexpected(Error{Errc::invalid_argument, "a batched publisher needs a flusher"});
+    }
+    if (options.batch_size == 0 || options.batch_delay.count() <= 0) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "batched: batch_size and batch_delay must be positive"});
+    }
+  } else {
+    flusher.reset();
+  }
+  auto publisher = std::make_unique<NativePublisher>(std::move(topic), options,
+                                                     std::move(runtime_dir), std::move(flusher));
   if (auto attached = publisher->attach(); !attached) {
     return tl::unexpected(std::move(attached.error()));
   }

@@ -6,13 +6,16 @@
 #include <memory>
 
 #include "topic/backend.hpp"
+#include "topic/batch_flusher.hpp"
 #include "topic/topic_segment.hpp"
 
 namespace symphony::engine::detail {
 
 // Errc::role_taken if a live process already publishes on the topic.
+// `flusher` serves Route::batched (ignored otherwise).
 Result<std::unique_ptr<PublisherBackend>> make_native_publisher(
-    std::shared_ptr<TopicSegment> topic, std::filesystem::path runtime_dir);
+    std::shared_ptr<TopicSegment> topic, const PublisherOptions& options,
+    std::filesystem::path runtime_dir, std::shared_ptr<BatchFlusher> flusher);
 // Errc::table_full if every subscriber entry belongs to a live process.
 Result<std::unique_ptr<SubscriberBackend>> make_native_subscriber(
     std::shared_ptr<TopicSegment> topic, const SubscriberOptions& options,

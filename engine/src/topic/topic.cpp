@@ -14,6 +14,22 @@ const char* to_string(TopicTransport transport) noexcept {
   return "unknown";
 }
 
+const char* to_string(Route route) noexcept {
+  switch (route) {
+    case Route::direct: return "direct";
+    case Route::batched: return "batched";
+  }
+  return "unknown";
+}
+
+const char* to_string(Balance balance) noexcept {
+  switch (balance) {
+    case Balance::round_robin: return "round-robin";
+    case Balance::least_loaded: return "least-loaded";
+  }
+  return "unknown";
+}
+
 const char* to_string(Overflow overflow) noexcept {
   switch (overflow) {
     case Overflow::block: return "block";
@@ -28,12 +44,16 @@ RawPublisher::RawPublisher(RawPublisher&&) noexcept = default;
 RawPublisher& RawPublisher::operator=(RawPublisher&&) noexcept = default;
 RawPublisher::~RawPublisher() = default;
 
-Loan RawPublisher::try_loan(std::size_t length) noexcept { return backend_->try_loan(length); }
+Loan RawPublisher::try_loan(std::size_t length, Priority priority) noexcept {
+  return priority == Priority::normal ? backend_->try_loan(length)
+                                      : backend_->try_loan_priority(length);
+}
 Loan RawPublisher::loan(std::size_t length, const WaitStrategy& strategy,
                         std::chrono::steady_clock::time_point deadline) noexcept {
   return backend_->loan(length, strategy, deadline);
 }
 void RawPublisher::publish() noexcept { backend_->publish(); }
+void RawPublisher::flush() noexcept { backend_->flush(); }
 RingStatus RawPublisher::try_publish(std::span<const std::byte> payload) noexcept {
   const Loan loan = backend_->try_loan(payload.size());
   if (!loan.ok()) return loan.status;

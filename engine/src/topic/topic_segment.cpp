@@ -99,8 +99,15 @@ Result<std::shared_ptr<TopicSegment>> TopicSegment::attach(std::string_view bus,
                                     " must be a power of two up to 2^24 and exceed the history " +
                                     std::to_string(options.history)});
   }
+  const std::uint64_t priority_capacity = native ? options.priority_capacity : 0;
+  if (native && (!std::has_single_bit(priority_capacity) ||
+                 priority_capacity > layouts::kTopicMaxCapacity)) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "priority_capacity " + std::to_string(priority_capacity) +
+                                    " must be a power of two up to 2^24"});
+  }
   const layouts::TopicGeometry wanted = layouts::topic_geometry(
-      capacity, max_payload, options.max_subscribers, options.history,
+      capacity, priority_capacity, max_payload, options.max_subscribers, options.history,
       native ? layouts::TopicTransportCode::native : layouts::TopicTransportCode::iceoryx,
       type.size);
   const std::uint64_t body = layouts::topic_segment_end(wanted) - layouts::kSegmentHeaderSize;
@@ -110,6 +117,7 @@ Result<std::shared_ptr<TopicSegment>> TopicSegment::attach(std::string_view bus,
         auto* h = reinterpret_cast<TopicHeader*>(created.body());
         std::memset(static_cast<void*>(h), 0, sizeof(TopicHeader));
         h->capacity = wanted.capacity;
+        h->priority_capacity = wanted.priority_capacity;
         h->slot_stride = wanted.slot_stride;
         h->max_payload = wanted.max_payload;
         h->subscribers_offset = wanted.subscribers_offset;

@@ -48,6 +48,10 @@ class TopicSegment {
     return segment_.base() + geometry_.slots_offset +
            (sample & (geometry_.capacity - 1)) * geometry_.slot_stride;
   }
+  std::byte* priority_slot(std::uint64_t sample) const noexcept {
+    return segment_.base() + layouts::topic_priority_slots_offset(geometry_) +
+           (sample & (geometry_.priority_capacity - 1)) * geometry_.slot_stride;
+  }
   TopicTransport transport() const noexcept {
     return geometry_.transport == static_cast<std::uint32_t>(layouts::TopicTransportCode::iceoryx)
                ? TopicTransport::iceoryx

@@ -33,7 +33,8 @@ struct TopicParticipant {
   bool alive = false;
   engine::Overflow overflow = engine::Overflow::block;  // subscribers
   std::uint32_t depth = 0;                               // subscribers
-  std::uint64_t published = 0, full = 0;                 // publisher
+  std::uint64_t published = 0, full = 0, flushes = 0, wakeups = 0, priority = 0;  // publisher
+  std::string group;                                     // subscribers: its group, if any
   std::uint64_t delivered = 0, dropped = 0, overruns = 0;  // subscribers
 };
 
@@ -44,6 +45,7 @@ struct TopicInfo {
   std::uint64_t max_payload = 0;
   std::uint32_t history = 0;
   std::uint32_t capacity = 0;
+  std::uint32_t priority_capacity = 0;
   std::vector<TopicParticipant> publishers;   // 0 or 1
   std::vector<TopicParticipant> subscribers;
 };
@@ -63,7 +65,8 @@ class Bus {
   // subscriber creates the topic with `options`; later ones are checked against it.
   engine::Result<engine::RawPublisher> advertise(std::string_view topic,
                                                  const engine::TopicType& type = {},
-                                                 const engine::TopicOptions& options = {});
+                                                 const engine::TopicOptions& options = {},
+                                                 const engine::PublisherOptions& publisher = {});
   engine::Result<engine::RawSubscriber> subscribe(
       std::string_view topic, const engine::TopicType& type = {},
       const engine::TopicOptions& options = {},
@@ -72,9 +75,10 @@ class Bus {
   template <typename T>
   engine::Result<engine::Publisher<T>> advertise(std::string_view topic,
                                                  std::string_view type_name,
-                                                 engine::TopicOptions options = {}) {
+                                                 engine::TopicOptions options = {},
+                                                 const engine::PublisherOptions& publisher = {}) {
     options.max_payload = sizeof(T);
-    auto raw = advertise(topic, typed<T>(type_name), options);
+    auto raw = advertise(topic, typed<T>(type_name), options, publisher);
     if (!raw) return tl::unexpected(std::move(raw.error()));
     return engine::Publisher<T>(std::move(*raw));
   }

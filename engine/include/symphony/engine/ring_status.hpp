@@ -15,6 +15,8 @@ enum class RingStatus : std::uint8_t {
   corrupt,   // shared memory holds an impossible index or frame, never followed: an SPSC ring
              // is quarantined from then on; an MPMC consumer hands that one slot back
   busy,      // producer/consumer already holds a loan/take; publish or release it first
+  refused,   // not possible on this queue (e.g. a priority loan on a topic without a priority
+             // lane)
 };
 
 const char* to_string(RingStatus status) noexcept;

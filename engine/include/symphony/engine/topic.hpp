@@ -31,8 +31,28 @@ enum class Overflow : std::uint8_t {
                    // and its `dropped` counter says how many
 };
 
+enum class Priority : std::uint8_t {
+  normal,
+  high,  // on the topic's priority lane: overtakes every queued normal sample, never dropped
+};
+
+// How a publisher hands samples to the ring (native topics; iceoryx supports `direct` only).
+enum class Route : std::uint8_t {
+  direct,   // publish() makes the samples visible at once and wakes sleepers
+  batched,  // publish() coalesces: samples become visible (one index update, at most one
+            // wake-up) once batch_size are pending or the oldest has waited batch_delay
+};
+
+// How samples are spread over a load-balancing group of subscribers (SubscriberOptions::group).
+enum class Balance : std::uint8_t {
+  round_robin,
+  least_loaded,  // the member with the fewest routed-but-unreleased samples
+};
+
 const char* to_string(TopicTransport transport) noexcept;
 const char* to_string(Overflow overflow) noexcept;
+const char* to_string(Route route) noexcept;
+const char* to_string(Balance balance) noexcept;
 
 // What a topic carries; every publisher and subscriber must agree (checked when attaching).
 struct TopicType {
@@ -50,19 +70,35 @@ struct TopicOptions {
   // at least 64. Every subscriber's depth + the history must fit.
   std::uint32_t capacity = 0;
   std::uint32_t max_subscribers = 16;  // native: entries in the topic's subscriber table
+  // native: slots of the priority lane, a power of two (iceoryx: none; priority loans refused)
+  std::uint32_t priority_capacity = 64;
+};
+
+struct PublisherOptions {
+  Route route = Route::direct;
+  std::chrono::microseconds batch_delay{50};  // batched: the longest a sample waits
+  std::uint32_t batch_size = 64;              // batched: publish once this many are pending
+  Balance balance = Balance::round_robin;     // for the topic's load-balancing group, if any
 };
 
 struct SubscriberOptions {
   std::uint32_t depth = 64;  // samples published but not yet released (iceoryx ≤ 256)
   Overflow overflow = Overflow::block;
   bool history = true;  // start with the topic's last `history` samples, if any
+  // Non-empty: join this load-balancing group; each sample goes to one member of it (others
+  // outside the group still get every sample). One group per topic; 1-23 characters.
+  std::string group;
 };
 
 // Counters are read through the API at any time (by the owner thread of the handle).
 struct PublisherCounters {
   std::uint64_t published = 0;
-  std::uint64_t full = 0;  // loans refused because a `block` subscriber's queue was full
+  std::uint64_t full = 0;      // times a loan found a `block` subscriber's queue full
   std::uint64_t subscribers = 0;  // attached now
+  std::uint64_t flushes = 0;   // commits (index updates): below `published` when batched
+  std::uint64_t wakeups = 0;   // wake-up syscalls made for sleeping subscribers
+  std::uint64_t priority = 0;  // samples sent on the priority lane
+  std::uint64_t routed = 0;    // samples addressed to one member of a load-balancing group
 };
 
 struct SubscriberCounters {
@@ -83,13 +119,16 @@ class RawPublisher {
   RawPublisher& operator=(RawPublisher&&) noexcept;
   ~RawPublisher();
 
-  // `length` bytes to write in place; full (a block subscriber's queue is full), oversize.
-  [[nodiscard]] Loan try_loan(std::size_t length) noexcept;
+  // `length` bytes to write in place; full (a block subscriber's queue is full), oversize;
+  // refused for Priority::high on a topic without a priority lane.
+  [[nodiscard]] Loan try_loan(std::size_t length, Priority priority = Priority::normal) noexcept;
   // Waits for room per `strategy` until `deadline`; `full` if it passed.
   [[nodiscard]] Loan loan(std::size_t length, const WaitStrategy& strategy,
                           std::chrono::steady_clock::time_point deadline) noexcept;
-  // Makes every loan since the last publish visible to every subscriber.
+  // Makes every loan since the last publish visible to every subscriber (batched: soon).
   void publish() noexcept;
+  // Batched: makes everything published so far visible now.
+  void flush() noexcept;
   // try_loan + copy + publish.
   [[nodiscard]] RingStatus try_publish(std::span<const std::byte> payload) noexcept;
 

@@ -18,6 +18,15 @@
 // stores held_from (seq_cst) and then reads overwrite_floor (seq_cst); the publisher stores the
 // floor and then reads every held_from: one of the two sees the other (Dekker).
 //
+// The priority lane: a second, smaller ring of slots after the normal ones, with its own head.
+// Subscribers look at it before the normal ring, so a priority sample overtakes every queued
+// normal one. Every subscriber gates it like a block subscriber (priority_release): priority
+// samples are never dropped.
+//
+// Load balancing: subscribers that share a group (entry.group, one group per topic) each take
+// only the samples the publisher routed to them (slot route = their entry index + 1); the
+// others take every sample. group_epoch tells the publisher to re-read the membership.
+//
 //  slot:  +------------------+-------------+-------------+----------------------+--------+
 //         | sequence u64     | length u32  | route u32   | payload              | pad..64|
 //         +------------------+-------------+-------------+----------------------+--------+
@@ -35,6 +44,7 @@ namespace symphony::layouts {
 
 inline constexpr std::size_t kTopicNameCapacity = 128;  // bytes, NUL-padded
 inline constexpr std::size_t kTopicTypeNameCapacity = 64;
+inline constexpr std::size_t kTopicGroupNameCapacity = 24;
 inline constexpr std::uint32_t kTopicMaxSubscribers = 1024;
 inline constexpr std::uint32_t kTopicMaxCapacity = 1U << 24;  // slots
 inline constexpr std::uint64_t kTopicMaxPayload = 1ULL << 31;
@@ -45,11 +55,13 @@ enum class OverflowCode : std::uint32_t { block = 1, discard_oldest = 2 };
 // Per publisher and per subscriber; one writer each (the holder), read by anyone.
 struct TopicCounterBlock {
   std::uint64_t published;  // publisher
-  std::uint64_t full;       // publisher: loans refused because a block subscriber was full
+  std::uint64_t full;       // publisher: times a loan found a block subscriber full
   std::uint64_t delivered;  // subscriber: samples taken
   std::uint64_t dropped;    // subscriber: samples lost to discard_oldest
   std::uint64_t overruns;   // subscriber: times it was overtaken
-  std::uint64_t reserved[3];
+  std::uint64_t flushes;    // publisher: commits (index updates); fewer than published if batched
+  std::uint64_t wakeups;    // publisher: futex wakes made for sleeping subscribers
+  std::uint64_t priority;   // publisher: samples sent on the priority lane
 };
 static_assert(sizeof(TopicCounterBlock) == kCacheLine);
 
@@ -62,21 +74,25 @@ struct TopicSubscriberEntry {
   // line 0: the subscriber's moving parts
   std::uint64_t release_position;  // every sample below it is released (block: the gate)
   std::uint64_t held_from;         // discard_oldest: lowest sample held, or kTopicNotHolding
-  std::uint32_t notify_armed;      // 1: its notify fd waits for a publish (see topic.cpp)
+  std::uint32_t notify_armed;      // 1: its notify fd waits for a publish (see native_topic.cpp)
   std::uint32_t reserved0;
-  std::uint64_t reserved1[5];
+  std::uint64_t priority_release;  // priority lane: every sample below it is released
+  std::uint64_t routed_released;   // group member: samples routed to it and released since join
+  std::uint64_t reserved1[3];
   // line 1: identity and QoS, set at join
   ProcessIdentityRecord owner;
   std::uint32_t state;     // TopicEntryState; free -> joining by CAS, -> active once filled in
   std::uint32_t overflow;  // OverflowCode
   std::uint32_t depth;
-  std::uint32_t reserved2;
+  std::uint32_t group;  // 0: takes every sample; else the hash of its load-balancing group
   std::uint64_t generation;  // bumped at every join: names the notify FIFO of this occupant
-  std::uint64_t reserved3[3];
+  char group_name[kTopicGroupNameCapacity];  // NUL-padded; empty when group == 0
   // line 2: counters
   TopicCounterBlock counters;
 };
 static_assert(sizeof(TopicSubscriberEntry) == 3 * kCacheLine);
+static_assert(offsetof(TopicSubscriberEntry, priority_release) == 24);
+static_assert(offsetof(TopicSubscriberEntry, group) == kCacheLine + 28);
 static_assert(offsetof(TopicSubscriberEntry, owner) == kCacheLine);
 static_assert(offsetof(TopicSubscriberEntry, counters) == 2 * kCacheLine);
 static_assert(std::is_standard_layout_v<TopicSubscriberEntry>);
@@ -84,7 +100,8 @@ static_assert(std::is_standard_layout_v<TopicSubscriberEntry>);
 struct TopicSlotHeader {
   std::uint64_t sequence;  // s + 1 once sample s is committed here; 0: never written
   std::uint32_t length;
-  std::uint32_t route;     // 0: every subscriber (reserved for routing)
+  std::uint32_t route;     // 0: every subscriber; i + 1: only entry i of the topic's group
+                           // (subscribers outside the group take every sample)
 };
 static_assert(sizeof(TopicSlotHeader) == 16);
 
@@ -100,7 +117,7 @@ struct TopicHeader {
   std::uint32_t history;
   std::uint32_t transport;  // TopicTransportCode
   std::uint32_t type_size;  // 0: any length
-  std::uint64_t reserved0;
+  std::uint64_t priority_capacity;  // slots of the priority lane (after the normal slots)
   // line 1
   char type_name[kTopicTypeNameCapacity];
   // lines 2-3
@@ -110,13 +127,15 @@ struct TopicHeader {
   ProcessIdentityRecord publisher;
   std::uint64_t publisher_takeovers;
   std::uint64_t publisher_generation;  // bumped at every publisher attach
-  std::uint64_t reserved4[3];
+  std::uint64_t priority_head;  // the priority lane's head
+  std::uint64_t reserved4[2];
   // line 5
   std::uint64_t overwrite_floor;  // samples below it may be overwritten (see above)
   std::uint64_t subscribers_reclaimed;  // entries freed from dead subscribers
   std::uint32_t notify_armed_count;     // subscribers whose notify fd is armed
   std::uint32_t reserved5a;
-  std::uint64_t reserved5[5];
+  std::uint64_t group_epoch;  // bumped whenever a load-balancing group gains or loses a member
+  std::uint64_t reserved5[4];
   // line 6, 7: doorbells
   Doorbell data_available;   // for subscribers sleeping in take()
   Doorbell space_available;  // for a publisher waiting on a full block subscriber
@@ -126,6 +145,9 @@ struct TopicHeader {
 
 inline constexpr std::size_t kTopicHeaderSize = 9 * kCacheLine;
 static_assert(sizeof(TopicHeader) == kTopicHeaderSize);
+static_assert(offsetof(TopicHeader, priority_capacity) == 56);
+static_assert(offsetof(TopicHeader, priority_head) == 4 * kCacheLine + 40);
+static_assert(offsetof(TopicHeader, group_epoch) == 5 * kCacheLine + 24);
 static_assert(offsetof(TopicHeader, type_name) == 1 * kCacheLine);
 static_assert(offsetof(TopicHeader, topic_name) == 2 * kCacheLine);
 static_assert(offsetof(TopicHeader, head) == 4 * kCacheLine);
@@ -142,6 +164,7 @@ constexpr std::uint64_t topic_slot_stride(std::uint64_t max_payload) noexcept {
 
 struct TopicGeometry {
   std::uint64_t capacity;
+  std::uint64_t priority_capacity;
   std::uint64_t slot_stride;
   std::uint64_t max_payload;
   std::uint64_t subscribers_offset;
@@ -153,12 +176,14 @@ struct TopicGeometry {
 };
 
 // Where everything goes for a topic of this geometry; body size = end - kSegmentHeaderSize.
-constexpr TopicGeometry topic_geometry(std::uint64_t capacity, std::uint64_t max_payload,
+constexpr TopicGeometry topic_geometry(std::uint64_t capacity, std::uint64_t priority_capacity,
+                                       std::uint64_t max_payload,
                                        std::uint32_t max_subscribers, std::uint32_t history,
                                        TopicTransportCode transport,
                                        std::uint32_t type_size) noexcept {
   TopicGeometry g{};
   g.capacity = capacity;
+  g.priority_capacity = priority_capacity;
   g.slot_stride = topic_slot_stride(max_payload);
   g.max_payload = max_payload;
   g.subscribers_offset = kSegmentHeaderSize + kTopicHeaderSize;
@@ -171,8 +196,13 @@ constexpr TopicGeometry topic_geometry(std::uint64_t capacity, std::uint64_t max
   return g;
 }
 
-constexpr std::uint64_t topic_segment_end(const TopicGeometry& g) noexcept {
+// The priority lane's slots follow the normal ones, with the same stride.
+constexpr std::uint64_t topic_priority_slots_offset(const TopicGeometry& g) noexcept {
   return g.slots_offset + g.capacity * g.slot_stride;
+}
+
+constexpr std::uint64_t topic_segment_end(const TopicGeometry& g) noexcept {
+  return topic_priority_slots_offset(g) + g.priority_capacity * g.slot_stride;
 }
 
 }  // namespace symphony::layouts
