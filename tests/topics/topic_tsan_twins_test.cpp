@@ -96,3 +96,49 @@ TEST_F(TopicTsanTwinTest, BroadcastToBlockAndDiscardSubscriberThreads) {
 
 }  // namespace
 }  // namespace symphony::test
+
+namespace symphony::test {
+namespace {
+
+// The flusher thread commits while the publisher thread loans and publishes.
+TEST_F(TopicTsanTwinTest, BatchedPublisherAndFlusherThread) {
+  const std::uint64_t count = scaled(100'000);
+  Bus bus = open_bus();
+  engine::SubscriberOptions deep;
+  deep.depth = 256;
+  auto sub = bus.subscribe("batched-twin", {}, {}, deep);
+  ASSERT_TRUE(sub);
+  engine::PublisherOptions batched;
+  batched.route = engine::Route::batched;
+  batched.batch_size = 32;
+  batched.batch_delay = std::chrono::microseconds(20);
+  auto pub = bus.advertise("batched-twin", {}, {}, batched);
+  ASSERT_TRUE(pub);
+  std::atomic<std::uint64_t> errors{0};
+  std::thread reader([&] {
+    const auto deadline = deadline_in(std::chrono::seconds(120));
+    for (std::uint64_t i = 0; i < count; ++i) {
+      engine::Frame f = sub->take(engine::WaitStrategy::sleeping(), deadline);
+      if (!f.ok() || read_u64(f) != i) {
+        errors.fetch_add(1);
+        return;
+      }
+      sub->release();
+    }
+  });
+  const auto deadline = deadline_in(std::chrono::seconds(120));
+  for (std::uint64_t i = 0; i < count; ++i) {
+    engine::Loan loan = pub->loan(8, engine::WaitStrategy::sleeping(), deadline);
+    ASSERT_TRUE(loan.ok());
+    std::memcpy(loan.data, &i, 8);
+    pub->publish();
+    // Now and then a pause longer than the delay, so that the flusher commits.
+    if ((i & 1023) == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  reader.join();
+  EXPECT_EQ(errors.load(), 0u);
+  EXPECT_LT(pub->counters().flushes, count);
+}
+
+}  // namespace
+}  // namespace symphony::test
