@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential g++ cmake ninja-build ccache pkg-config
   libexpected-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # control plane: ZeroMQ (cppzmq), simdjson, xxHash
+  libzmq3-dev cppzmq-dev libsimdjson-dev libxxhash-dev
 )
 
 missing=()
