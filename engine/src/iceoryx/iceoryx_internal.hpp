@@ -73,6 +73,19 @@ struct PublisherStatus {
 };
 static_assert(sizeof(PublisherStatus) <= 1024 - 32);
 
+// The data of an iceoryx port (in the management segment). BasePort::getMembers() is protected
+// (and the ports' own getMembers() private): a pointer to it, formed in a class derived from
+// BasePort, may be applied to any port.
+inline iox::popo::BasePortData* port_members(iox::popo::BasePort& port) noexcept {
+  struct Access : iox::popo::BasePort {
+    static iox::popo::BasePortData* get(iox::popo::BasePort& p) noexcept {
+      iox::popo::BasePortData* (iox::popo::BasePort::*members)() noexcept = &Access::getMembers;
+      return (p.*members)();
+    }
+  };
+  return Access::get(port);
+}
+
 // The largest chunk payload (without iceoryx's chunk header) a sample of `payload` bytes with
 // our user header needs, as iceoryx computes it. 0 if iceoryx refuses the combination.
 std::uint64_t required_chunk_size(std::uint64_t payload) noexcept;
@@ -81,10 +94,13 @@ std::uint64_t required_chunk_size(std::uint64_t payload) noexcept;
 // process, alive while any subscriber is attached to it.
 class ListenerHub {
  public:
-  // The subscriber's notify state, written by the listener thread and the subscriber.
+  // A subscriber's notify state, shared by the listener thread and the subscriber's thread.
+  // Armed: the subscriber found its queue empty and drained the eventfd; the first sample after
+  // that writes it (whoever claims the arm with exchange(false) writes, then counts the write).
   struct NotifyState {
-    int fd = -1;                    // eventfd, EFD_CLOEXEC | EFD_NONBLOCK
-    std::atomic<bool> readable{false};  // a write to fd has not been drained yet
+    int fd = -1;                        // eventfd, EFD_CLOEXEC | EFD_NONBLOCK
+    std::atomic<bool> armed{false};
+    std::atomic<std::uint64_t> written{0};  // writes made to fd (counted after each write)
   };
 
   static Result<std::shared_ptr<ListenerHub>> get();
@@ -93,9 +109,9 @@ class ListenerHub {
   Result<void> attach(iox::popo::UntypedSubscriber& subscriber, NotifyState& state);
   void detach(iox::popo::UntypedSubscriber& subscriber) noexcept;
 
-  // Writes to the eventfd unless a write is already pending (called by the listener thread and
-  // by the subscriber when it re-arms).
-  static void signal(NotifyState& state) noexcept;
+  // If armed: disarms and writes the eventfd (the listener thread, per sample; the subscriber,
+  // when a sample slipped in while it was arming).
+  static void fire(NotifyState& state) noexcept;
 
  private:
   ListenerHub() = default;

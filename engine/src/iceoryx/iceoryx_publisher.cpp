@@ -40,8 +40,7 @@ class PortPublisher : public iox::popo::UntypedPublisher {
  public:
   using UntypedPublisher::UntypedPublisher;
   PublisherPortData* data() noexcept {
-    auto* base = static_cast<iox::popo::BasePort&>(port()).getMembers();
-    return static_cast<PublisherPortData*>(base);
+    return static_cast<PublisherPortData*>(port_members(port()));
   }
 };
 

@@ -56,7 +56,11 @@ iox::log::LogLevel iox_log_level() {
 Result<bool> ensure_runtime() {
   std::lock_guard lock(g_runtime_mutex);
   if (g_runtime_pid != 0) {
-    if (g_runtime_pid == ::getpid()) return roudi::acquire_lease().map([](auto& l) { return l.ours; });
+    if (g_runtime_pid == ::getpid()) {
+      auto lease = roudi::acquire_lease();  // remembered: no work
+      if (!lease) return tl::unexpected(std::move(lease.error()));
+      return lease->ours;
+    }
     return tl::unexpected(Error{
         Errc::unavailable,
         "iceoryx: this process (pid " + std::to_string(::getpid()) +
@@ -80,7 +84,9 @@ Result<bool> ensure_runtime() {
                                    std::string(roudi::kSocketDir) + name + ".lock"}) {
     ::unlink(stale.c_str());
   }
-  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox_log_level());
+  // (kHideLogLevel: without announcing "Log level set to" on stdout.)
+  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox_log_level(),
+                                                           iox::log::LogLevelOutput::kHideLogLevel);
   iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name));
   g_runtime_pid = ::getpid();
   return lease->ours;
@@ -90,7 +96,7 @@ std::mutex g_hub_mutex;
 std::weak_ptr<ListenerHub> g_hub;
 
 void on_data_received(iox::popo::UntypedSubscriber*, ListenerHub::NotifyState* state) {
-  ListenerHub::signal(*state);
+  ListenerHub::fire(*state);
 }
 
 }  // namespace
@@ -188,13 +194,11 @@ void ListenerHub::detach(iox::popo::UntypedSubscriber& subscriber) noexcept {
   --attached_;
 }
 
-void ListenerHub::signal(NotifyState& state) noexcept {
-  // seq_cst: pairs with the subscriber's "drain, store false, look at the queue" (see
-  // iceoryx_subscriber.cpp) so that a sample is never left without a readable fd.
-  if (state.readable.load(std::memory_order_seq_cst)) return;
+void ListenerHub::fire(NotifyState& state) noexcept {
+  if (!state.armed.exchange(false, std::memory_order_seq_cst)) return;
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t w = ::write(state.fd, &one, sizeof one);
-  state.readable.store(true, std::memory_order_seq_cst);
+  state.written.fetch_add(1, std::memory_order_release);
 }
 
 }  // namespace symphony::engine::detail

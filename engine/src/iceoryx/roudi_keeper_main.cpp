@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -50,6 +51,11 @@ struct Args {
   int ready_fd = -1;
   unsigned kill_delay_s = 3;    // iox-roudi -k: SIGTERM to SIGKILL for apps still registered
   unsigned stop_timeout_s = 10; // SIGTERM to SIGKILL for RouDi itself
+  // How long RouDi stays up after the last host has gone, for a host that comes soon after, and
+  // so that RouDi has dropped dead apps (it notices them ~1.5 s late) before it is stopped: iceoryx
+  // 2.0's RouDi aborts on SIGTERM while a dead app is still registered. From
+  // $SYMPHONY_ROUDI_LINGER_MS, default 2000.
+  unsigned linger_ms = 2000;
 };
 
 int g_ready_fd = -1;
@@ -132,6 +138,11 @@ Args parse_args(int argc, char** argv) {
     }
     ++i;
   }
+  if (const char* linger = std::getenv("SYMPHONY_ROUDI_LINGER_MS"); linger != nullptr) {
+    char* end = nullptr;
+    const unsigned long ms = std::strtoul(linger, &end, 10);
+    if (end != linger && *end == '\0' && ms <= 60000) a.linger_ms = static_cast<unsigned>(ms);
+  }
   if (a.dir.empty() || a.roudi.empty()) {
     std::fprintf(stderr, "%s: --dir and --roudi are required\n", argv[0]);
     std::exit(2);
@@ -185,6 +196,9 @@ pid_t start_roudi(const Args& args, const std::string& config, int log_fd) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != keeper) ::_exit(126);
+  // iceoryx 2.0's RouDi may abort while shutting down (an app it still lists died): no core file.
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
   ::dup2(log_fd, STDOUT_FILENO);
   ::dup2(log_fd, STDERR_FILENO);
   ::syscall(SYS_close_range, 3U, ~0U, 0U);
@@ -274,6 +288,8 @@ int main(int argc, char** argv) {
   for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, s);
   ::sigprocmask(SIG_SETMASK, &handled, nullptr);
   const int sfd = ::signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+  // A daemon does not keep its starter's working directory busy.
+  [[maybe_unused]] const int cd = ::chdir("/");
 
   if (const std::string bad = ensure_lease_dir(args.dir); !bad.empty()) fail_startup(bad);
   const std::string dir = args.dir + "/";
@@ -349,25 +365,55 @@ int main(int argc, char** argv) {
     log("pipe2: %s; stopping RouDi", std::strerror(errno));
     wake[0] = wake[1] = -1;
   }
-  if (wake[1] >= 0) {
-    std::thread([lease_fd, fd = wake[1]] {
+  const auto wait_for_last_host = [lease_fd, fd = wake[1]] {
+    std::thread([lease_fd, fd] {
       while (::flock(lease_fd, LOCK_EX) != 0 && errno == EINTR) {
       }
       [[maybe_unused]] const ssize_t w = ::write(fd, "x", 1);
     }).detach();
-  }
+  };
+  if (wake[1] >= 0) wait_for_last_host();
 
   std::string reason;
   bool roudi_exited = false;
   int roudi_status = 0;
+  bool lingering = false;
+  Clock::time_point linger_end{};
   while (reason.empty() && wake[0] >= 0) {
+    int timeout_ms = -1;
+    if (lingering) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(linger_end - Clock::now());
+      timeout_ms = static_cast<int>(std::max<long long>(0, left.count()));
+    }
     pollfd fds[2] = {{sfd, POLLIN, 0}, {wake[0], POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    const int ready = ::poll(fds, 2, timeout_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       reason = std::string("poll: ") + std::strerror(errno);
       break;
     }
-    if ((fds[1].revents & POLLIN) != 0) reason = "the last host has gone";
+    if (ready == 0 && lingering) {
+      if (::flock(lease_fd, LOCK_EX | LOCK_NB) == 0) {
+        reason = "the last host has gone";
+      } else {
+        log("a host came back while RouDi lingered");
+        lingering = false;
+        wait_for_last_host();
+      }
+      continue;
+    }
+    if ((fds[1].revents & POLLIN) != 0) {
+      char byte = 0;
+      [[maybe_unused]] const ssize_t r = ::read(wake[0], &byte, 1);
+      if (args.linger_ms == 0) {
+        reason = "the last host has gone";
+      } else {
+        // Let go of the lease while lingering, so that a host arriving now can take its share.
+        ::flock(lease_fd, LOCK_UN);
+        lingering = true;
+        linger_end = Clock::now() + std::chrono::milliseconds(args.linger_ms);
+      }
+    }
     if ((fds[0].revents & POLLIN) != 0) {
       signalfd_siginfo info{};
       while (::read(sfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
