@@ -8,6 +8,9 @@ packages=(
   libexpected-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   # control plane: ZeroMQ (cppzmq), simdjson, xxHash
   libzmq3-dev cppzmq-dev libsimdjson-dev libxxhash-dev
+  # iceoryx transport: iceoryx 2.0.3's headers and libraries, and iox-roudi (package iceoryx),
+  # which the engine's keeper starts (we do not embed RouDi, so libacl1-dev is not needed)
+  iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev
 )
 
 missing=()
