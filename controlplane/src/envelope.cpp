@@ -69,6 +69,7 @@ std::span<const FieldRule> body_schema(MessageType type) {
                                         {"type", T::STRING, true}};
   static constexpr FieldRule event[] = {{"seq", T::INT64, true}, {"kind", T::STRING, true}};
   static constexpr FieldRule snapshot[] = {{"seq", T::INT64, true}, {"state", T::OBJECT, true}};
+  static constexpr FieldRule heartbeat[] = {{"seq", T::INT64, false}};
   switch (type) {
     case MessageType::hello: return hello;
     case MessageType::welcome: return welcome;
@@ -78,7 +79,7 @@ std::span<const FieldRule> body_schema(MessageType type) {
     case MessageType::topic: return topic;
     case MessageType::event: return event;
     case MessageType::snapshot: return snapshot;
-    case MessageType::heartbeat:
+    case MessageType::heartbeat: return heartbeat;
     case MessageType::reply:
     case MessageType::snapshot_request: return {};
   }

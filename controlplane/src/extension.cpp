@@ -114,6 +114,11 @@ struct ExtensionChannel::Impl {
     }
   }
 
+  std::uint64_t state_sequence() const {
+    std::lock_guard lock(mutex);
+    return state_seq;
+  }
+
   void send_hello() {
     Envelope hello;
     hello.type = MessageType::hello;
@@ -285,7 +290,19 @@ struct ExtensionChannel::Impl {
     last_heard = Clock::now();
     switch (e.type) {
       case MessageType::welcome: return on_welcome(e);
-      case MessageType::heartbeat: return;
+      case MessageType::heartbeat: {
+        // Behind the host's broadcast sequence with nothing pending: we missed the last events.
+        auto body = JsonReader::parse(e.body, options.limits);
+        const auto seq = body ? body->integer("seq") : std::nullopt;
+        if (seq && !snapshot_pending && static_cast<std::uint64_t>(*seq) > state_sequence()) {
+          {
+            std::lock_guard lock(mutex);
+            ++counters.resyncs;
+          }
+          ask_snapshot();
+        }
+        return;
+      }
       case MessageType::snapshot: return on_snapshot(e);
       case MessageType::request: {
         {
@@ -418,6 +435,8 @@ engine::Result<std::unique_ptr<ExtensionChannel>> ExtensionChannel::connect(
                   static_cast<std::int64_t>(impl->options.limits.max_bytes));
     }
     impl->dealer.set(zmq::sockopt::routing_id, impl->identity);
+    impl->dealer.set(zmq::sockopt::sndhwm, 100'000);
+    impl->dealer.set(zmq::sockopt::rcvhwm, 100'000);
     impl->dealer.set(zmq::sockopt::immediate, 1);
     impl->dealer.set(zmq::sockopt::reconnect_ivl, 50);
     impl->sub.set(zmq::sockopt::subscribe, "ev");

@@ -202,8 +202,9 @@ struct ControlHost::Impl {
     if (!send_to(identity, e)) {
       count([](HostCounters& c) { ++c.failed_fast; });
       if (done) {
-        done(tl::unexpected(failure(Errc::unavailable,
-                                    "extension '" + route + "' cannot be reached (disconnected)")));
+        done(tl::unexpected(failure(
+            Errc::unavailable, "extension '" + route + "' cannot be reached (disconnected, or " +
+                                   "100,000 messages already queued to it)")));
       }
       return;
     }
@@ -417,6 +418,9 @@ struct ControlHost::Impl {
       hb.type = MessageType::heartbeat;
       hb.from = kHost;
       hb.to = route;
+      // The broadcast sequence: a subscriber that missed the last events (a PUB drops what it
+      // sends before a SUB is connected) sees that it is behind without waiting for the next.
+      hb.body = JsonObject().add("seq", sequence).str();
       send_to(identity, hb);
     }
     for (const std::string& route : lost) {
@@ -507,8 +511,16 @@ engine::Result<std::unique_ptr<ControlHost>> ControlHost::start(HostOptions opti
       socket->set(zmq::sockopt::linger, 0);
       socket->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options.limits.max_bytes));
     }
+    // Room for thousands of requests in flight to one extension (the default is 1,000, and a
+    // full pipe makes a ROUTER_MANDATORY send fail).
+    impl->router.set(zmq::sockopt::sndhwm, 100'000);
+    impl->router.set(zmq::sockopt::rcvhwm, 100'000);
     impl->router.set(zmq::sockopt::router_mandatory, 1);
-    impl->router.set(zmq::sockopt::router_handover, 1);
+    // No ROUTER_HANDOVER: with it, any peer that connects with a live extension's identity
+    // (guessable: "<id>/<instance>/<generation>") takes its connection over before its token
+    // is even checked. A restarted instance has a new generation, hence a new identity, and
+    // never collides; a reconnecting one finds its old ipc pipe already gone.
+    impl->router.set(zmq::sockopt::router_handover, 0);
     impl->router.bind(options.control_endpoint);
     impl->pub.bind(options.events_endpoint);
     impl->control_endpoint = impl->router.get(zmq::sockopt::last_endpoint);

@@ -27,7 +27,7 @@ inline constexpr const char* kSdkVersion = "0.3.0";
 enum class MessageType : std::uint8_t {
   hello,             // extension -> host: {token, extension, instance, generation, sdk, layout}
   welcome,           // host -> extension: {heartbeat_ms, events}
-  heartbeat,         // both ways: {}
+  heartbeat,         // both ways: {} (from the host: {seq}, its broadcast sequence)
   request,           // {method, payload[, deadline_ms]}
   reply,             // {payload}
   error,             // {code, message}

@@ -1,0 +1,91 @@
+// The envelope: encode/decode round trip and every kind of bad input.
+
+#include <gtest/gtest.h>
+
+#include "symphony/controlplane/envelope.hpp"
+
+namespace symphony::controlplane {
+namespace {
+
+using engine::Errc;
+
+TEST(EnvelopeTest, RoundTrips) {
+  Envelope e;
+  e.type = MessageType::request;
+  e.id = 42;
+  e.from = "host";
+  e.to = "explorer/0";
+  e.body = JsonObject()
+               .add("method", "search")
+               .add_raw("payload", R"({"q":"a \"quoted\"\nline"})")
+               .add("deadline_ms", 100)
+               .str();
+  auto decoded = decode(encode(e));
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->type, MessageType::request);
+  EXPECT_EQ(decoded->id, 42u);
+  EXPECT_EQ(decoded->to, "explorer/0");
+  auto body = JsonReader::parse(decoded->body);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(body->string("method"), "search");
+  EXPECT_EQ(body->integer("deadline_ms"), 100);
+  auto payload = JsonReader::parse(*body->raw("payload"));
+  ASSERT_TRUE(payload);
+  EXPECT_EQ(payload->string("q"), "a \"quoted\"\nline");
+}
+
+TEST(EnvelopeTest, RefusesBadInputWithAReason) {
+  const struct {
+    const char* json;
+    const char* reason;
+  } cases[] = {
+      {"not json", "not valid JSON"},
+      {"[1,2]", "must be a JSON object"},
+      {R"({"type":"heartbeat","id":1,"from":"a","to":"b","body":{}})", "'v'"},
+      {R"({"v":2,"type":"teleport","id":1,"from":"a","to":"b","body":{}})", "unknown message type"},
+      {R"({"v":2,"type":"heartbeat","id":-1,"from":"a","to":"b","body":{}})", "'id'"},
+      {R"({"v":2,"type":"heartbeat","id":1,"from":3,"to":"b","body":{}})", "'from' and 'to'"},
+      {R"({"v":2,"type":"heartbeat","id":1,"from":"a","to":"b","body":[]})", "'body'"},
+      {R"({"v":2,"type":"request","id":1,"from":"a","to":"b","body":{}})", "lacks 'method'"},
+      {R"({"v":2,"type":"request","id":1,"from":"a","to":"b","body":{"method":7}})",
+       "must be a string"},
+      {R"({"v":2,"type":"hello","id":1,"from":"a","to":"b","body":{"token":"t"}})",
+       "lacks 'extension'"},
+      {R"({"v":1,"type":"request","id":1,"from":"a","to":"b","body":{"method":"m","deadline_ms":5}})",
+       "needs protocol version 2"},
+  };
+  for (const auto& c : cases) {
+    auto decoded = decode(std::string_view(c.json));
+    ASSERT_FALSE(decoded) << c.json;
+    EXPECT_NE(decoded.error().message.find(c.reason), std::string::npos)
+        << c.json << " -> " << decoded.error().message;
+  }
+}
+
+TEST(EnvelopeTest, VersionsOutsideTheWindowAreAVersionError) {
+  auto too_new = decode(R"({"v":3,"type":"heartbeat","id":1,"from":"a","to":"b","body":{}})");
+  ASSERT_FALSE(too_new);
+  EXPECT_EQ(too_new.error().code, Errc::qos_mismatch);
+  auto too_old = decode(R"({"v":0,"type":"heartbeat","id":1,"from":"a","to":"b","body":{}})");
+  ASSERT_FALSE(too_old);
+  EXPECT_EQ(too_old.error().code, Errc::qos_mismatch);
+  EXPECT_TRUE(decode(R"({"v":1,"type":"heartbeat","id":1,"from":"a","to":"b","body":{}})"));
+}
+
+TEST(EnvelopeTest, CapsDepthAndSize) {
+  std::string deep = R"({"v":2,"type":"reply","id":1,"from":"a","to":"b","body":{"payload":)";
+  for (int i = 0; i < 100; ++i) deep += "[";
+  for (int i = 0; i < 100; ++i) deep += "]";
+  deep += "}}";
+  auto nested = decode(deep, ParseLimits{1 << 20, 32});
+  ASSERT_FALSE(nested);
+  EXPECT_NE(nested.error().message.find("nested deeper"), std::string::npos)
+      << nested.error().message;
+  const std::string big(2000, ' ');
+  auto oversized = decode(big, ParseLimits{1000, 32});
+  ASSERT_FALSE(oversized);
+  EXPECT_NE(oversized.error().message.find("exceeds the limit"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace symphony::controlplane
