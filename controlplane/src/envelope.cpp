@@ -25,9 +25,11 @@ engine::Result<simdjson::dom::element> parse_limited(simdjson::dom::parser& pars
     return tl::unexpected(bad("message of " + std::to_string(json.size()) +
                               " bytes exceeds the limit of " + std::to_string(limits.max_bytes)));
   }
-  if (auto error = parser.allocate(std::max<std::size_t>(json.size(), 64), limits.max_depth);
-      error) {
-    return tl::unexpected(Error{Errc::system_error, simdjson::error_message(error)});
+  if (parser.capacity() < json.size() || parser.max_depth() != limits.max_depth) {
+    if (auto error = parser.allocate(std::max<std::size_t>(json.size(), 4096), limits.max_depth);
+        error) {
+      return tl::unexpected(Error{Errc::system_error, simdjson::error_message(error)});
+    }
   }
   // A padded copy: ZeroMQ frames end where the message ends, simdjson reads a little past it.
   const simdjson::padded_string padded(json);
@@ -173,7 +175,8 @@ engine::Result<Envelope> decode(std::span<const std::byte> frame, const ParseLim
 }
 
 engine::Result<Envelope> decode(std::string_view frame, const ParseLimits& limits) {
-  simdjson::dom::parser parser;
+  // One parser per thread: its buffers are reused from message to message.
+  thread_local simdjson::dom::parser parser;
   auto root = parse_limited(parser, frame, limits);
   if (!root) return tl::unexpected(std::move(root.error()));
   simdjson::dom::object object;
@@ -274,55 +277,42 @@ JsonObject& JsonObject::add_raw(std::string_view k, std::string_view json) {
 
 // ---- JsonReader -------------------------------------------------------------------------------
 
-engine::Result<JsonReader> JsonReader::parse(std::string_view json, const ParseLimits& limits) {
-  simdjson::dom::parser parser;
-  auto root = parse_limited(parser, json, limits);
-  if (!root) return tl::unexpected(std::move(root.error()));
-  if (!root->is_object()) return tl::unexpected(bad("expected a JSON object"));
-  return JsonReader(simdjson::minify(*root));
-}
-
-namespace {
-template <typename Getter>
-auto read_field(const std::string& json, std::string_view key, Getter&& get)
-    -> std::invoke_result_t<Getter&, simdjson::dom::element> {
+struct JsonReader::Document {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(json).get(root) != simdjson::SUCCESS) return std::nullopt;
-  simdjson::dom::element value;
-  if (root[key].get(value) != simdjson::SUCCESS) return std::nullopt;
-  return get(value);
+};
+
+engine::Result<JsonReader> JsonReader::parse(std::string_view json, const ParseLimits& limits) {
+  auto document = std::make_shared<Document>();
+  auto root = parse_limited(document->parser, json, limits);
+  if (!root) return tl::unexpected(std::move(root.error()));
+  if (!root->is_object()) return tl::unexpected(bad("expected a JSON object"));
+  document->root = *root;
+  return JsonReader(std::move(document));
 }
-}  // namespace
 
 std::optional<std::string> JsonReader::string(std::string_view key) const {
-  return read_field(json_, key, [](simdjson::dom::element v) -> std::optional<std::string> {
-    std::string_view s;
-    if (v.get(s) != simdjson::SUCCESS) return std::nullopt;
-    return std::string(s);
-  });
+  std::string_view value;
+  if (document_->root[key].get(value) != simdjson::SUCCESS) return std::nullopt;
+  return std::string(value);
 }
 
 std::optional<std::int64_t> JsonReader::integer(std::string_view key) const {
-  return read_field(json_, key, [](simdjson::dom::element v) -> std::optional<std::int64_t> {
-    std::int64_t i = 0;
-    if (v.get(i) != simdjson::SUCCESS) return std::nullopt;
-    return i;
-  });
+  std::int64_t value = 0;
+  if (document_->root[key].get(value) != simdjson::SUCCESS) return std::nullopt;
+  return value;
 }
 
 std::optional<bool> JsonReader::boolean(std::string_view key) const {
-  return read_field(json_, key, [](simdjson::dom::element v) -> std::optional<bool> {
-    bool b = false;
-    if (v.get(b) != simdjson::SUCCESS) return std::nullopt;
-    return b;
-  });
+  bool value = false;
+  if (document_->root[key].get(value) != simdjson::SUCCESS) return std::nullopt;
+  return value;
 }
 
 std::optional<std::string> JsonReader::raw(std::string_view key) const {
-  return read_field(json_, key, [](simdjson::dom::element v) -> std::optional<std::string> {
-    return simdjson::minify(v);
-  });
+  simdjson::dom::element value;
+  if (document_->root[key].get(value) != simdjson::SUCCESS) return std::nullopt;
+  return simdjson::minify(value);
 }
 
 }  // namespace symphony::controlplane

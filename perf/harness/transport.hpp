@@ -64,6 +64,8 @@ std::unique_ptr<Transport> make_ring_spsc_transport();
 std::unique_ptr<Transport> make_ring_mpmc_transport();
 std::unique_ptr<Transport> make_topic_native_transport();
 std::unique_ptr<Transport> make_boost_spsc_transport();
+std::unique_ptr<Transport> make_control_rr_transport();
+std::unique_ptr<Transport> make_zmq_ipc_transport();
 
 inline constexpr std::string_view kFloorName = "floor";
 

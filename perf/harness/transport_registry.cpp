@@ -12,6 +12,8 @@ constexpr std::array kTransports{
     TransportEntry{"ring-spsc", make_ring_spsc_transport},
     TransportEntry{"ring-mpmc", make_ring_mpmc_transport},
     TransportEntry{"topic-native", make_topic_native_transport},
+    TransportEntry{"control-rr", make_control_rr_transport},
+    TransportEntry{"zmq-ipc", make_zmq_ipc_transport},
     TransportEntry{"boost-spsc", make_boost_spsc_transport},
 };
 

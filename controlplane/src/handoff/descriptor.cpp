@@ -153,8 +153,9 @@ engine::Result<HandoffDescriptor> HandoffDescriptor::from_json(std::string_view 
     return invalid("JSON is " + std::to_string(json.size()) + " bytes, more than " +
                    std::to_string(kMaxJson));
   }
-  // A flat object: depth 1 for it, and one for its values.
-  constexpr std::size_t kMaxDepth = 2;
+  // A flat object (simdjson counts the document, the object and a nested value: anything deeper
+  // is refused before the schema is even looked at).
+  constexpr std::size_t kMaxDepth = 3;
   simdjson::dom::parser parser(kMaxJson);
   if (const auto error = parser.allocate(kMaxJson, kMaxDepth); error != simdjson::SUCCESS) {
     return tl::unexpected(Error{Errc::system_error, std::string("simdjson: cannot allocate: ") +

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -96,9 +97,11 @@ class JsonReader {
   // The field's JSON text (object, array, any value), as minified JSON.
   std::optional<std::string> raw(std::string_view key) const;
 
+  struct Document;  // the parsed document (simdjson), parsed once
+
  private:
-  explicit JsonReader(std::string minified) : json_(std::move(minified)) {}
-  std::string json_;
+  explicit JsonReader(std::shared_ptr<const Document> document) : document_(std::move(document)) {}
+  std::shared_ptr<const Document> document_;
 };
 
 }  // namespace symphony::controlplane

@@ -1,0 +1,143 @@
+// zmq-ipc: the peer, raw cppzmq over ipc://. Ping-pong: the initiator's DEALER to the echoer's
+// ROUTER, which answers to the identity it received from. Throughput: a DEALER pushing to a
+// ROUTER. The payload is written into a message buffer before sending and read from the
+// received message (zero-copy on neither side: that is how ZeroMQ is used). Busy mode polls
+// with ZMQ_DONTWAIT; blocking mode waits in zmq::poll.
+
+#include <unistd.h>
+
+#include <optional>
+#include <zmq.hpp>
+
+#include "drivers.hpp"
+#include "transport.hpp"
+
+namespace symphony::perf {
+namespace {
+
+class ZmqEndpoint {
+ public:
+  ZmqEndpoint(zmq::socket_t& socket, bool router) : socket_(socket), router_(router) {}
+
+  // Sender
+  Poll try_loan(std::size_t size, std::span<std::byte>& out) noexcept {
+    out_.rebuild(size);
+    out = std::span<std::byte>(static_cast<std::byte*>(out_.data()), size);
+    return Poll::ready;
+  }
+  Poll wait_loan(std::size_t size, std::span<std::byte>& out, SteadyClock::time_point) noexcept {
+    return try_loan(size, out);
+  }
+  void publish() noexcept {
+    try {
+      if (router_) socket_.send(zmq::buffer(identity_), zmq::send_flags::sndmore);
+      if (!socket_.send(out_, zmq::send_flags::none)) failure_ = "send would block";
+    } catch (const zmq::error_t& e) {
+      failure_ = e.what();
+    }
+  }
+
+  // Receiver
+  Poll try_receive(std::span<const std::byte>& in) noexcept {
+    try {
+      if (router_) {
+        zmq::message_t identity;
+        if (!socket_.recv(identity, zmq::recv_flags::dontwait)) return Poll::would_block;
+        identity_ = identity.to_string();
+        if (!socket_.recv(in_, zmq::recv_flags::none)) return Poll::failed;
+      } else if (!socket_.recv(in_, zmq::recv_flags::dontwait)) {
+        return Poll::would_block;
+      }
+    } catch (const zmq::error_t& e) {
+      failure_ = e.what();
+      return Poll::failed;
+    }
+    in = std::span<const std::byte>(static_cast<const std::byte*>(in_.data()), in_.size());
+    return Poll::ready;
+  }
+  Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - SteadyClock::now());
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, std::max(timeout, std::chrono::milliseconds(0)));
+    } catch (const zmq::error_t&) {
+      return Poll::would_block;
+    }
+    return try_receive(in);
+  }
+  void release() noexcept {}
+  std::string failure() const { return "zmq-ipc: " + failure_; }
+
+ private:
+  zmq::socket_t& socket_;
+  bool router_;
+  std::string identity_;
+  zmq::message_t out_;
+  zmq::message_t in_;
+  std::string failure_ = "failed";
+};
+
+class ZmqSession final : public Session {
+ public:
+  explicit ZmqSession(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+
+  SideReport run_side(const SideContext& side) noexcept override {
+    return guarded([&]() -> SideReport {
+      // The initiator and the producer connect a DEALER; the other side binds a ROUTER.
+      const bool dealer = side.role == Role::initiator || side.role == Role::producer;
+      zmq::context_t context(1);
+      zmq::socket_t socket(context, dealer ? zmq::socket_type::dealer : zmq::socket_type::router);
+      socket.set(zmq::sockopt::linger, 0);
+      // As much slack as the other queues get (a message per kDefaultQueueBytes / payload).
+      const int hwm = static_cast<int>(std::max<std::uint64_t>(
+          4, side.spec->queue_bytes / std::max<std::size_t>(side.spec->payload, 1)));
+      socket.set(zmq::sockopt::sndhwm, hwm);
+      socket.set(zmq::sockopt::rcvhwm, hwm);
+      if (dealer) {
+        socket.set(zmq::sockopt::routing_id, "initiator");
+        socket.connect(endpoint_);
+      } else {
+        socket.bind(endpoint_);
+      }
+      // A DEALER queues what it sends until its connection is up: nothing is lost at start.
+      ZmqEndpoint endpoint(socket, !dealer);
+      switch (side.role) {
+        case Role::initiator: return pingpong_initiator(endpoint, endpoint, side);
+        case Role::echoer: return pingpong_echoer(endpoint, endpoint, side);
+        case Role::producer: return throughput_producer(endpoint, side);
+        case Role::consumer: return throughput_consumer(endpoint, side);
+      }
+      SideReport report;
+      return fail(report, "unknown role");
+    });
+  }
+
+ private:
+  std::string endpoint_;
+};
+
+class ZmqIpcTransport final : public Transport {
+ public:
+  std::string_view name() const noexcept override { return "zmq-ipc"; }
+  std::string_view description() const noexcept override {
+    return "peer: raw cppzmq DEALER/ROUTER over ipc:// (libzmq 4.3.4); payload copied into and "
+           "out of messages; 1 producer, 1 consumer";
+  }
+  std::string unsupported(const MeasureSpec& spec) const override {
+    if (spec.producers != 1 || spec.consumers != 1) return "one DEALER, one ROUTER";
+    if (spec.batch != 1) return "each message is sent on its own (no batching)";
+    return {};
+  }
+  engine::Result<std::unique_ptr<Session>> prepare(const MeasureSpec&,
+                                                   const std::string& name_prefix) override {
+    return std::unique_ptr<Session>(
+        new ZmqSession("ipc:///tmp/" + name_prefix + "zmq." + std::to_string(::getpid())));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_zmq_ipc_transport() { return std::make_unique<ZmqIpcTransport>(); }
+
+}  // namespace symphony::perf
