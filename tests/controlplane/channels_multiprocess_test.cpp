@@ -142,3 +142,38 @@ TEST_F(ChannelsTest, ExtensionReconnectsToARestartedHost) {
 
 }  // namespace
 }  // namespace symphony::controlplane
+
+#include "symphony/controlplane/launcher.hpp"
+
+namespace symphony::controlplane {
+namespace {
+
+using namespace test_support;
+using namespace std::chrono_literals;
+
+// The launcher starts a real executable with its registration in the environment; it says
+// hello, serves a request, and exits on the stop command.
+TEST_F(ChannelsTest, LauncherStartsARealExtensionThatStopsOnCommand) {
+  auto host = start_host();
+  const Registration r = host->register_extension("echo-ext", 3);
+  auto launched = launch(SYMPHONY_ECHO_EXTENSION, {}, r, bus_, options_.control_endpoint);
+  ASSERT_TRUE(launched) << launched.error().message;
+  ASSERT_TRUE(wait_connected(*host, "echo-ext/3"));
+  auto who = host->request("echo-ext/3", "whoami", "null", 5s).get();
+  ASSERT_TRUE(who) << who.error().message;
+  EXPECT_EQ(*who, R"({"extension":"echo-ext","instance":3})");
+  auto ack = std::promise<engine::Result<std::string>>();
+  host->command("echo-ext/3", "stop", "{}", 5s,
+                [&](engine::Result<std::string> result) { ack.set_value(std::move(result)); });
+  EXPECT_TRUE(ack.get_future().get());
+  const auto status = launched->wait(5s);
+  ASSERT_TRUE(status) << "the extension did not exit on stop";
+  EXPECT_TRUE(status->exited);
+  EXPECT_EQ(status->code, 0);
+  auto missing = launch("/nonexistent/extension", {}, r, bus_, options_.control_endpoint);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("/nonexistent/extension"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace symphony::controlplane
