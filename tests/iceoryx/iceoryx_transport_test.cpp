@@ -41,6 +41,13 @@ void init_plain_runtime(const char* role) {
   iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name));
 }
 
+// A plain child _exit()s without iceoryx's clean-up: remove the socket and lock file it leaves.
+void remove_plain_app_files(const char* role, pid_t pid) {
+  const std::string app = std::string("/tmp/symtest-plain-") + role + "-" + std::to_string(pid);
+  std::remove(app.c_str());
+  std::remove((app + ".lock").c_str());
+}
+
 iox::capro::ServiceDescription plain_service(const std::string& topic) {
   return {iox::capro::IdString_t("symphony"), iox::capro::IdString_t(kBus),
           iox::capro::IdString_t(iox::cxx::TruncateToCapacity, topic.c_str(), topic.size())};
@@ -264,7 +271,9 @@ TEST_F(IceoryxTransport, PlainIceoryxSubscriberReadsOurTopic) {
     }
     SYM_CHILD_CHECK_MSG(expected == kCount, "received " + std::to_string(expected));
   });
+  const pid_t plain_pid = plain.pid();
   expect_ok(plain, pub);
+  remove_plain_app_files("sub", plain_pid);
   EXPECT_EQ(flags[2], kCount);
 }
 
@@ -500,7 +509,9 @@ TEST_F(IceoryxTransport, TypedTopicRefusesOtherSizes) {
     set_flag(flags, 1, 1);
     SYM_CHILD_CHECK(wait_flag(flags, 2, 1));
   });
+  const pid_t plain_pid = plain.pid();
   expect_ok(sub, plain);
+  remove_plain_app_files("pub", plain_pid);
 }
 
 }  // namespace
