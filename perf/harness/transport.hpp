@@ -66,6 +66,9 @@ std::unique_ptr<Transport> make_topic_native_transport();
 std::unique_ptr<Transport> make_boost_spsc_transport();
 std::unique_ptr<Transport> make_control_rr_transport();
 std::unique_ptr<Transport> make_zmq_ipc_transport();
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+std::unique_ptr<Transport> make_iceoryx_raw_transport();
+#endif
 
 inline constexpr std::string_view kFloorName = "floor";
 

@@ -14,6 +14,9 @@ constexpr std::array kTransports{
     TransportEntry{"topic-native", make_topic_native_transport},
     TransportEntry{"control-rr", make_control_rr_transport},
     TransportEntry{"zmq-ipc", make_zmq_ipc_transport},
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+    TransportEntry{"iceoryx-raw", make_iceoryx_raw_transport},
+#endif
     TransportEntry{"boost-spsc", make_boost_spsc_transport},
 };
 
