@@ -421,6 +421,46 @@ TEST_F(IceoryxTransport, FullIsReportedWithoutBlockingAndLoansPublishInOrder) {
   EXPECT_EQ(counters.get(1, &layouts::TopicCounterBlock::delivered), 8u);
 }
 
+// A block subscriber killed with SIGKILL holding a full queue gates the publisher (`full`, never a
+// blocked publish) only until RouDi notices the death (~1.5 s); then publishing goes on.
+TEST_F(IceoryxTransport, KilledBlockSubscriberStopsGatingThePublisher) {
+  const std::string topic = topic_name();
+  SharedArray<std::uint64_t> flags(4);  // 0: sub ready, 1: queue full, 2: publisher resumed
+  ChildProcess sub([&] {
+    auto session = child_session();
+    auto s = detail::make_iceoryx_subscriber(session, kBus, topic, {}, iceoryx_options(64),
+                                             sub_options(4, Overflow::block), nullptr);
+    ICE_CHILD_OK(s);
+    set_flag(flags, 0, 1);
+    std::this_thread::sleep_for(120s);  // killed long before
+  });
+  ChildProcess pub([&] {
+    SYM_CHILD_CHECK(wait_flag(flags, 0, 1));
+    auto session = child_session();
+    auto p = detail::make_iceoryx_publisher(session, kBus, topic, {}, iceoryx_options(64), nullptr);
+    ICE_CHILD_OK(p);
+    wait_subscribers(**p, 1);
+    publish_range(**p, 0, 4);
+    SYM_CHILD_CHECK((*p)->try_loan(64).status == RingStatus::full);
+    set_flag(flags, 1, 1);
+    // Each attempt returns at once; within a few seconds the dead queue is gone.
+    const auto start = Clock::now();
+    Loan loan{};
+    SYM_CHILD_CHECK_MSG(eventually([&] { return (loan = (*p)->try_loan(64)).ok(); }, 10s, 1ms),
+                        "still full 10 s after the subscriber was killed");
+    fill(loan.bytes(), 4);
+    (*p)->publish();
+    set_flag(flags, 2, static_cast<std::uint64_t>(
+                           std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count() + 1));
+  });
+  ASSERT_TRUE(wait_flag(flags, 1, 1));
+  sub.kill9();
+  const ChildStatus sp = pub.wait(60s);
+  EXPECT_TRUE(sp.ok()) << sp;
+  EXPECT_GT(flags[2], 0u);
+  EXPECT_LT(flags[2], 5000u) << "ms until the publisher could publish again";
+}
+
 // What iceoryx 2.0 cannot honour is refused with Errc::unsupported and the limit named; never
 // silently degraded.
 TEST_F(IceoryxTransport, QosIceoryxCannotHonourIsRefused) {
