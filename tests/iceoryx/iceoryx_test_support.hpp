@@ -192,6 +192,15 @@ inline bool keeper_alive() {
   return held;
 }
 
+// True if someone holds start.lock (with no host around: a keeper tearing RouDi down).
+inline bool start_lock_held() {
+  const int fd = ::open(lease_path(roudi::kStartLockFile).c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+  ::close(fd);
+  return held;
+}
+
 // Pids of processes whose command name is `comm` (e.g. "iox-roudi").
 inline std::vector<long> processes_named(const std::string& comm) {
   std::vector<long> pids;
@@ -265,10 +274,12 @@ inline ::testing::AssertionResult eventually_roudi_gone(const KeeperState& seen,
   return result;
 }
 
-// The keeper's log, for failure messages.
+// The end of the keepers' log (appended to by every keeper), for failure messages.
 inline std::string keeper_log() {
   std::ifstream in(lease_path(roudi::kKeeperLogFile));
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  constexpr std::size_t kTail = 3000;
+  return "keeper log: ..." + (text.size() > kTail ? text.substr(text.size() - kTail) : text);
 }
 
 // Base fixture: waits until no earlier test's RouDi is in use.

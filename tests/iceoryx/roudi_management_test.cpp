@@ -182,6 +182,44 @@ TEST_F(RoudiManagement, HostArrivingDuringTeardownGetsAFreshRoudi) {
   EXPECT_EQ(std::unique(roudis.begin(), roudis.end()) - roudis.begin(), 6);
 }
 
+// Deterministic version: RouDi takes a second to stop (a wrapper delays its SIGTERM), and the
+// second host arrives while the keeper holds start.lock tearing it down. It waits, then finds no
+// keeper and starts a fresh one.
+TEST_F(RoudiManagement, HostArrivingWhileTheKeeperStopsRoudiWaitsForAFreshOne) {
+  const std::string wrapper = "/tmp/symtest-slow-roudi-" + std::to_string(::getpid()) + ".sh";
+  {
+    std::ofstream out(wrapper);
+    out << "#!/bin/sh\n\"" << roudi::find_iox_roudi() << "\" \"$@\" &\nchild=$!\n"
+        << "trap 'sleep 1; kill -TERM $child; wait $child; exit 0' TERM\nwait $child\n";
+  }
+  ASSERT_EQ(::chmod(wrapper.c_str(), 0700), 0);
+  SharedArray<std::uint64_t> seen(4);  // 0, 1: the keeper pid each host saw
+  const auto host = [&](std::size_t slot) {
+    return [&, slot] {
+      ::setenv("SYMPHONY_IOX_ROUDI", wrapper.c_str(), 1);
+      ::setenv("SYMPHONY_ROUDI_LINGER_MS", "0", 1);
+      auto session = child_session();
+      exchange_in_process(session, topic_name("s" + std::to_string(slot)));
+      set_flag(seen, slot, static_cast<std::uint64_t>(keeper_state().keeper));
+    };
+  };
+  const ChildStatus first = run_in_child(host(0), 60s);
+  ASSERT_TRUE(first.ok()) << first << "\n" << keeper_log();
+  const KeeperState old_state = keeper_state();
+  // The keeper is stopping RouDi now (it holds start.lock for about a second).
+  ASSERT_TRUE(eventually([] { return start_lock_held(); }, 10s, 1ms)) << keeper_log();
+  const auto t0 = Clock::now();
+  const ChildStatus second = run_in_child(host(1), 60s);
+  const auto took = Clock::now() - t0;
+  EXPECT_TRUE(second.ok()) << second << "\n" << keeper_log();
+  EXPECT_NE(seen[1], seen[0]) << "the second host used the keeper that was stopping";
+  EXPECT_NE(seen[1], 0u);
+  EXPECT_GE(took, 300ms) << "the second host did not wait for the teardown";
+  EXPECT_TRUE(eventually_roudi_gone(old_state)) << keeper_log();
+  EXPECT_TRUE(eventually_roudi_gone(keeper_state())) << keeper_log();
+  std::remove(wrapper.c_str());
+}
+
 // No usable iox-roudi: the session is refused with Errc::unavailable naming the cause; nothing
 // is left running.
 TEST_F(RoudiManagement, MissingRoudiBinaryIsReportedNotHung) {

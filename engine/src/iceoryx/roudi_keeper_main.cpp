@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -293,8 +294,15 @@ int main(int argc, char** argv) {
 
   if (const std::string bad = ensure_lease_dir(args.dir); !bad.empty()) fail_startup(bad);
   const std::string dir = args.dir + "/";
-  const int log_fd = open_file(dir + kKeeperLogFile, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
-  if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
+  // Appended to, so that the previous keepers' lines stay; started afresh past 1 MiB.
+  const int log_fd = open_file(dir + kKeeperLogFile, O_WRONLY | O_CREAT | O_APPEND);
+  if (log_fd >= 0) {
+    struct stat st {};
+    if (::fstat(log_fd, &st) == 0 && st.st_size > (1 << 20)) {
+      [[maybe_unused]] const int t = ::ftruncate(log_fd, 0);
+    }
+    ::dup2(log_fd, STDERR_FILENO);
+  }
   if (sfd < 0) fail_startup(std::string("signalfd: ") + std::strerror(errno));
 
   const int keeper_fd = open_file(dir + kKeeperLockFile, O_RDWR | O_CREAT);
@@ -367,6 +375,7 @@ int main(int argc, char** argv) {
   }
   const auto wait_for_last_host = [lease_fd, fd = wake[1]] {
     std::thread([lease_fd, fd] {
+      ::pthread_setname_np(::pthread_self(), "sym-keeper-wait");
       while (::flock(lease_fd, LOCK_EX) != 0 && errno == EINTR) {
       }
       [[maybe_unused]] const ssize_t w = ::write(fd, "x", 1);
