@@ -202,17 +202,18 @@ TEST_F(HandoffProcessTest, HostileOwnerProcessHandingUnsealedOrPlainFdsIsRefused
     // Serial 1: an unsealed memfd that it truncates right after sending; 2: a plain file.
     const int plain = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     SYM_CHILD_CHECK(plain >= 0 && ::ftruncate(plain, 1 << 20) == 0);
-    int unsealed = -1;
+    std::atomic<int> unsealed{-1};  // made by the fake owner's thread, attacked by this one
     FakeOwner fake(dir, "liar", [&](const wire::Request& r) {
       if (r.serial == 1) {
-        unsealed = make_memfd(1 << 20, 1, 0);
-        return FakeOwner::Answer{{}, ok_reply(1, 1 << 20), {::dup(unsealed)}, false};
+        const int fd = make_memfd(1 << 20, 1, 0);
+        unsealed.store(fd);
+        return FakeOwner::Answer{{}, ok_reply(1, 1 << 20), {::dup(fd)}, false};
       }
       return FakeOwner::Answer{{}, ok_reply(r.serial, 1 << 20), {::dup(plain)}, false};
     });
     post(mail[0], fake.path());
     for (;;) {
-      if (unsealed >= 0) (void)!::ftruncate(unsealed, 0);  // what a receiver that mapped it would die of
+      if (const int fd = unsealed.load(); fd >= 0) (void)!::ftruncate(fd, 0);  // what a receiver that mapped it would die of
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });

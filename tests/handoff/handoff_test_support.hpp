@@ -144,6 +144,7 @@ inline int send_raw(int socket, const void* bytes, std::size_t size, int pass_fd
     message.msg_control = control;
     message.msg_controllen = CMSG_SPACE(sizeof(int));
     cmsghdr* c = CMSG_FIRSTHDR(&message);
+    if (c == nullptr) return EINVAL;
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
@@ -163,6 +164,7 @@ inline int send_with_fds(int socket, const void* bytes, std::size_t size, std::v
     message.msg_control = control;
     message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
     cmsghdr* c = CMSG_FIRSTHDR(&message);
+    if (c == nullptr) return EINVAL;
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());

@@ -59,6 +59,7 @@ int send_message(int socket, const void* data, std::size_t size, int pass_fd) no
     message.msg_control = control;
     message.msg_controllen = sizeof control;
     cmsghdr* c = CMSG_FIRSTHDR(&message);
+    if (c == nullptr) return EINVAL;
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
