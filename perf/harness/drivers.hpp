@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -76,6 +77,9 @@ inline constexpr std::uint32_t kDeadlineCheckMask = (1U << 16) - 1;
 inline constexpr std::uint32_t kSpinsBeforeYield = 256;
 // Throughput consumer: idle polls between two looks at the producers' done counter.
 inline constexpr std::uint32_t kDoneCheckMask = 1023;
+// Throughput over a socket: how long the stream must be quiet, once every producer is done,
+// before the consumer concludes that nothing more is in flight.
+inline constexpr auto kSettleQuiet = std::chrono::milliseconds(200);
 // Ping-pong warm-up, not recorded: until this much time or this many round trips has passed,
 // whichever comes first, and at least kMinWarmupRoundTrips.
 inline constexpr std::uint64_t kWarmupNs = 20'000'000;
@@ -556,8 +560,17 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
     ++idle;
     if ((idle & kDoneCheckMask) == 0 || side.yield || spec.mode == Mode::blocking) {
       if (producers_done.load(std::memory_order_acquire) == spec.producers) {
-        // Everything the producers published is visible now: take what is left and stop.
-        while ((poll = rx.try_receive(in)) == Poll::ready) {
+        // Everything the producers published is visible now: take what is left and stop. A
+        // socket transport still has messages in flight after its sender's last send returned:
+        // it drains until the stream has been quiet for kSettleQuiet.
+        const auto next = [&] {
+          if constexpr (requires { Rx::kInFlightAfterSend; }) {
+            return rx.wait_receive(in, SteadyClock::now() + kSettleQuiet);
+          } else {
+            return rx.try_receive(in);
+          }
+        };
+        while ((poll = next()) == Poll::ready) {
           if (!take()) return report;
         }
         if (poll == Poll::failed) {
@@ -587,8 +600,20 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
       engine::cpu_relax();
     }
   }
+  std::atomic_ref<std::uint32_t>(side.control->consumers_done)
+      .fetch_add(1, std::memory_order_acq_rel);
   report.ok = 1;
   return report;
+}
+
+// For senders whose close can lose what is still in flight: waits (yielding) until every
+// consumer took its last message, or the deadline.
+inline void wait_for_consumers(const SideContext& side) noexcept {
+  std::atomic_ref<std::uint32_t> done(side.control->consumers_done);
+  while (done.load(std::memory_order_acquire) < side.spec->consumers &&
+         SteadyClock::now() < side.deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 }  // namespace symphony::perf

@@ -86,7 +86,9 @@ struct ControlBlock {
   alignas(64) std::uint32_t arrived;
   // Throughput: producers that sent their last message (incremented after it was published).
   alignas(64) std::uint32_t producers_done;
-  alignas(64) std::uint32_t reserved;
+  // Throughput: consumers that took their last message. A socket sender waits for this before
+  // it closes (a closing peer can take undelivered messages with it).
+  alignas(64) std::uint32_t consumers_done;
 };
 static_assert(std::is_trivially_copyable_v<ControlBlock>);
 static_assert(sizeof(ControlBlock) == 3 * 64, "each counter on its own cache line");

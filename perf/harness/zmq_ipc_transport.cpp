@@ -17,6 +17,9 @@ namespace {
 
 class ZmqEndpoint {
  public:
+  // Sent messages sit in libzmq's queues and I/O threads after send() returns (drivers.hpp).
+  static constexpr bool kInFlightAfterSend = true;
+
   ZmqEndpoint(zmq::socket_t& socket, bool router) : socket_(socket), router_(router) {}
 
   // Sender
@@ -88,7 +91,8 @@ class ZmqSession final : public Session {
       const bool dealer = side.role == Role::initiator || side.role == Role::producer;
       zmq::context_t context(1);
       zmq::socket_t socket(context, dealer ? zmq::socket_type::dealer : zmq::socket_type::router);
-      socket.set(zmq::sockopt::linger, 0);
+      // The sender's close waits (bounded) until its queue has gone out: nothing is dropped.
+      socket.set(zmq::sockopt::linger, dealer ? 10'000 : 0);
       // As much slack as the other queues get (a message per kDefaultQueueBytes / payload).
       const int hwm = static_cast<int>(std::max<std::uint64_t>(
           4, side.spec->queue_bytes / std::max<std::size_t>(side.spec->payload, 1)));
@@ -105,7 +109,11 @@ class ZmqSession final : public Session {
       switch (side.role) {
         case Role::initiator: return pingpong_initiator(endpoint, endpoint, side);
         case Role::echoer: return pingpong_echoer(endpoint, endpoint, side);
-        case Role::producer: return throughput_producer(endpoint, side);
+        case Role::producer: {
+          SideReport report = throughput_producer(endpoint, side);
+          wait_for_consumers(side);  // closing now could drop what the ROUTER has not read
+          return report;
+        }
         case Role::consumer: return throughput_consumer(endpoint, side);
       }
       SideReport report;
