@@ -1,8 +1,10 @@
-// topic-native: a symphony::Bus topic on the native transport (our broadcast ring), through the
-// public API a host uses (advertise / subscribe, loan / publish / take / release). Ping-pong uses
-// two topics, one each way; throughput one topic with one `block` subscriber, so that nothing is
-// lost. Busy mode polls try_loan / try_take; blocking mode uses loan / take with
-// WaitStrategy::sleeping() (spin, yield, then the topic's futex doorbell).
+// topic-native and topic-iceoryx: a symphony::Bus topic, through the public API a host uses
+// (advertise / subscribe, loan / publish / take / release), on the native transport (our
+// broadcast ring) or the iceoryx one; the code is the same but for TopicOptions::transport.
+// Ping-pong uses two topics, one each way; throughput one topic with one `block` subscriber, so
+// that nothing is lost. Busy mode polls try_loan / try_take; blocking mode uses loan / take with
+// WaitStrategy::sleeping() (native: spin, yield, then the topic's futex doorbell; iceoryx: the
+// subscriber's notify eventfd).
 
 #include <algorithm>
 #include <bit>
@@ -10,6 +12,10 @@
 #include "drivers.hpp"
 #include "symphony/engine/bus.hpp"
 #include "transport.hpp"
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+#include "roudi_config_embedded.hpp"
+#include "roudi_lease.hpp"
+#endif
 
 namespace symphony::perf {
 namespace {
@@ -125,43 +131,76 @@ class TopicSession final : public Session {
   engine::SubscriberOptions subscriber_;
 };
 
-class TopicNativeTransport final : public Transport {
+class TopicTransport final : public Transport {
  public:
-  std::string_view name() const noexcept override { return "topic-native"; }
+  explicit TopicTransport(engine::TopicTransport transport) : transport_(transport) {}
+  std::string_view name() const noexcept override {
+    return transport_ == engine::TopicTransport::native ? "topic-native" : "topic-iceoryx";
+  }
   std::string_view description() const noexcept override {
-    return "symphony::Bus topic, native transport (ours): the public loan/publish/take API over "
-           "the broadcast ring; one block subscriber; busy or blocking (futex doorbell)";
+    return transport_ == engine::TopicTransport::native
+               ? "symphony::Bus topic, native transport (ours): the public loan/publish/take API "
+                 "over the broadcast ring; one block subscriber; busy or blocking (futex)"
+               : "symphony::Bus topic, iceoryx transport (ours over iceoryx 2.0): the same code "
+                 "as topic-native; depth <= 256; busy or blocking (notify eventfd)";
   }
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.producers != 1 || spec.consumers != 1) {
       return "a topic has one publisher; fan-out is measured separately";
     }
     if (spec.payload > (std::size_t{1} << 31)) return "samples carry at most 2 GiB";
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+    if (transport_ == engine::TopicTransport::iceoryx) {
+      if (spec.batch > 7) return "an iceoryx publisher holds at most 7 unpublished loans";
+      if (spec.payload + 64 > engine::roudi::kConfigLargestChunkPayload) {
+        return "larger than RouDi's largest chunk (engine/src/iceoryx/roudi_config.toml)";
+      }
+    }
+#endif
     return {};
   }
   engine::Result<std::unique_ptr<Session>> prepare(const MeasureSpec& spec,
                                                    const std::string& name_prefix) override {
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+    if (transport_ == engine::TopicTransport::iceoryx) {
+      // RouDi up for the whole run (the lease lives until this process exits); no runtime here:
+      // each child starts its own after the fork.
+      auto lease = engine::roudi::acquire_lease();
+      if (!lease) return tl::unexpected(std::move(lease.error()));
+    }
+#endif
     // Bus names allow no '.': "symphony-perf.<pid>.<n>." becomes "symphony-perf-<pid>-<n>".
     std::string bus = name_prefix;
     std::replace(bus.begin(), bus.end(), '.', '-');
     while (!bus.empty() && bus.back() == '-') bus.pop_back();
     engine::TopicOptions topic;
+    topic.transport = transport_;
     topic.max_payload = std::max<std::size_t>(spec.payload, 1);
     // The same bytes as every other queue (and at least 4 samples) as the subscriber's depth.
     const std::uint64_t stride = layouts::topic_slot_stride(topic.max_payload);
     engine::SubscriberOptions subscriber;
-    subscriber.depth = static_cast<std::uint32_t>(
-        std::clamp<std::uint64_t>(spec.queue_bytes / stride, 4, 1U << 20));
-    topic.capacity = static_cast<std::uint32_t>(
-        std::max<std::uint64_t>(64, std::bit_ceil(2 * std::uint64_t{subscriber.depth})));
+    subscriber.depth = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+        spec.queue_bytes / stride, 4,
+        transport_ == engine::TopicTransport::iceoryx ? 256 : (1U << 20)));
+    if (transport_ == engine::TopicTransport::native) {
+      topic.capacity = static_cast<std::uint32_t>(
+          std::max<std::uint64_t>(64, std::bit_ceil(2 * std::uint64_t{subscriber.depth})));
+    }
     return std::unique_ptr<Session>(new TopicSession(std::move(bus), topic, subscriber));
   }
+
+ private:
+  engine::TopicTransport transport_;
 };
 
 }  // namespace
 
 std::unique_ptr<Transport> make_topic_native_transport() {
-  return std::make_unique<TopicNativeTransport>();
+  return std::make_unique<TopicTransport>(engine::TopicTransport::native);
+}
+
+std::unique_ptr<Transport> make_topic_iceoryx_transport() {
+  return std::make_unique<TopicTransport>(engine::TopicTransport::iceoryx);
 }
 
 }  // namespace symphony::perf

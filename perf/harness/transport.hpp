@@ -63,6 +63,7 @@ std::unique_ptr<Transport> make_floor_transport();
 std::unique_ptr<Transport> make_ring_spsc_transport();
 std::unique_ptr<Transport> make_ring_mpmc_transport();
 std::unique_ptr<Transport> make_topic_native_transport();
+std::unique_ptr<Transport> make_topic_iceoryx_transport();  // SYMPHONY_PERF_HAVE_ICEORYX only
 std::unique_ptr<Transport> make_boost_spsc_transport();
 std::unique_ptr<Transport> make_control_rr_transport();
 std::unique_ptr<Transport> make_zmq_ipc_transport();

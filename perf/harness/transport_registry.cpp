@@ -5,8 +5,7 @@
 namespace symphony::perf {
 namespace {
 
-// The one list of transports. Later issues append iceoryx, zmq, uds, boost message_queue and
-// topics here.
+// The one list of transports.
 constexpr std::array kTransports{
     TransportEntry{kFloorName, make_floor_transport},
     TransportEntry{"ring-spsc", make_ring_spsc_transport},
@@ -15,6 +14,7 @@ constexpr std::array kTransports{
     TransportEntry{"control-rr", make_control_rr_transport},
     TransportEntry{"zmq-ipc", make_zmq_ipc_transport},
 #if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+    TransportEntry{"topic-iceoryx", make_topic_iceoryx_transport},
     TransportEntry{"iceoryx-raw", make_iceoryx_raw_transport},
 #endif
     TransportEntry{"boost-spsc", make_boost_spsc_transport},
