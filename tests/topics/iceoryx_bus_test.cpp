@@ -125,6 +125,29 @@ TEST_F(IceoryxBusTest, QosIceoryxCannotHonourIsRefusedNotDegraded) {
   EXPECT_TRUE(status.ok()) << status;
 }
 
+TEST_F(IceoryxBusTest, TwoBusesInOneProcessShareItsIceoryxRuntime) {
+  const ChildStatus status = run_in_child([&] {
+    Bus first = open_bus();
+    Bus second = open_bus();
+    auto sub = second.subscribe("ice/shared", {}, iceoryx_topic());
+    SYM_CHILD_CHECK_MSG(sub.has_value(), sub.error().message);
+    auto pub = first.advertise("ice/shared", {}, iceoryx_topic());
+    SYM_CHILD_CHECK_MSG(pub.has_value(), pub.error().message);
+    const auto connected = deadline_in(10s);
+    while (pub->counters().subscribers == 0 && Clock::now() < connected) {
+      std::this_thread::sleep_for(10ms);
+    }
+    const std::uint64_t value = 77;
+    SYM_CHILD_CHECK(pub->try_publish(std::as_bytes(std::span(&value, 1))) == RingStatus::ok);
+    engine::Frame f = sub->take(engine::WaitStrategy::sleeping(), deadline_in(10s));
+    SYM_CHILD_CHECK_MSG(f.ok(), engine::to_string(f.status));
+    std::uint64_t got = 0;
+    std::memcpy(&got, f.data, sizeof got);
+    SYM_CHILD_CHECK(got == 77);
+  }, std::chrono::seconds(60));
+  EXPECT_TRUE(status.ok()) << status;
+}
+
 TEST_F(IceoryxBusTest, NativeAndIceoryxTopicsOfOneNameDoNotMix) {
   Bus bus = open_bus();
   auto native = bus.advertise("mixed", {});
