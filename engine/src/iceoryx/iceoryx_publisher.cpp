@@ -7,8 +7,10 @@
 // shared memory, under the same distributor lock iceoryx takes) and refuses the loan with
 // RingStatus::full when a BLOCK_PRODUCER queue has no room for it and the loans not yet
 // published. Only our own publish() fills the queues of our topic, so the room it saw is still
-// there when publish() delivers. (A plain iceoryx publisher on the same service could fill them
-// meanwhile; then publish() waits, as iceoryx does, until the subscriber takes.)
+// there when publish() delivers; it is kept as a credit, recomputed under the lock at every
+// publish and whenever it runs out. (A plain iceoryx publisher on the same service could fill
+// them meanwhile, or a block subscriber join with history filling its queue; then that publish()
+// waits, as iceoryx does, until the subscriber takes.)
 
 #include <time.h>
 
@@ -55,6 +57,7 @@ class IceoryxPublisher final : public PublisherBackend {
         publisher_(std::move(publisher)),
         data_(data),
         distributor_(data->m_chunkSenderData),
+        memory_(data->m_chunkSenderData.m_memoryMgr.get()),
         type_size_(type_size),
         max_payload_(max_payload),
         counters_(counters) {
@@ -95,7 +98,8 @@ class IceoryxPublisher final : public PublisherBackend {
       return Loan::failed(RingStatus::oversize);
     }
     if (pending_count_ == kMaxPendingLoans) return Loan::failed(RingStatus::busy);
-    if (!room_for(pending_count_ + 1) || pool_exhausted(length)) {
+    if ((pending_count_ + 1 > credit_ && !refresh_credit(pending_count_ + 1)) ||
+        pool_exhausted(length)) {
       note_full();
       return Loan::failed(RingStatus::full);
     }
@@ -157,8 +161,9 @@ class IceoryxPublisher final : public PublisherBackend {
       // Held across the sends (the mutex is recursive; iceoryx's publish takes it again): no
       // queue can connect between recording joins and delivering.
       std::lock_guard lock(distributor_);
-      record_joins();
+      sync_queues();
       for (std::uint32_t i = 0; i < pending_count_; ++i) publisher_->publish(pending_[i]);
+      credit_ = compute_credit();
     }
     published_ += pending_count_;
     pending_count_ = 0;
@@ -177,55 +182,82 @@ class IceoryxPublisher final : public PublisherBackend {
   TopicTransport transport() const noexcept override { return TopicTransport::iceoryx; }
 
  private:
-  // Every BLOCK_PRODUCER queue can take `samples` more without making iceoryx wait.
-  bool room_for(std::uint64_t samples) noexcept {
-    std::lock_guard lock(distributor_);
-    for (auto& queue : distributor_.m_queues) {
-      ChunkQueueData* q = queue.get();
+  // How many more samples every BLOCK_PRODUCER queue takes without making iceoryx wait. Called
+  // with the distributor locked. The queues only empty between our publishes (subscribers take;
+  // only we push), so the credit stays a lower bound until our next publish, which recomputes it.
+  // (A block subscriber that joins in between, with history filling its queue, is the exception:
+  // then that one publish may wait until it takes.)
+  std::uint64_t compute_credit() noexcept {
+    std::uint64_t credit = ~std::uint64_t{0};
+    for (std::size_t i = 0; i < known_count_; ++i) {
+      ChunkQueueData* q = known_[i];
       if (q->m_queueFullPolicy != iox::popo::QueueFullPolicy::BLOCK_PRODUCER) continue;
-      if (q->m_queue.size() + samples > q->m_queue.capacity()) return false;
+      const std::uint64_t size = q->m_queue.size();
+      const std::uint64_t capacity = q->m_queue.capacity();
+      credit = std::min(credit, capacity > size ? capacity - size : 0);
     }
-    return true;
+    return credit;
   }
 
-  // iceoryx logs an error for every loan that finds its mempool empty: look first.
+  // True if every block queue has room for `samples` (the credit is recomputed first).
+  bool refresh_credit(std::uint64_t samples) noexcept {
+    std::lock_guard lock(distributor_);
+    sync_queues();
+    credit_ = compute_credit();
+    return samples <= credit_;
+  }
+
+  // iceoryx logs an error for every loan that finds its mempool empty: look first. (The pool a
+  // length maps to is remembered for the last length asked.)
   bool pool_exhausted(std::size_t length) noexcept {
-    const iox::mepoo::MemoryManager* memory = data_->m_chunkSenderData.m_memoryMgr.get();
-    const std::uint64_t need = required_chunk_size(length);
-    const std::uint32_t pools = memory->getNumberOfMemPools();
-    for (std::uint32_t i = 0; i < pools; ++i) {
-      const auto info = memory->getMemPoolInfo(i);
-      if (info.m_chunkSize >= need) return info.m_usedChunks >= info.m_numChunks;
+    const iox::mepoo::MemoryManager* memory = memory_;
+    if (length != pool_length_) {
+      const std::uint64_t need = required_chunk_size(length);
+      const std::uint32_t pools = memory->getNumberOfMemPools();
+      pool_index_ = pools;
+      for (std::uint32_t i = 0; i < pools; ++i) {
+        if (memory->getMemPoolInfo(i).m_chunkSize >= need) {
+          pool_index_ = i;
+          break;
+        }
+      }
+      pool_length_ = length;
     }
-    return true;
+    if (pool_index_ >= memory->getNumberOfMemPools()) return true;
+    const auto info = memory->getMemPoolInfo(pool_index_);
+    return info.m_usedChunks >= info.m_numChunks;
   }
 
-  // Called with the distributor locked: a queue seen for the first time gets our next sequence
-  // number as its join; entries of queues that left are freed.
-  void record_joins() noexcept {
+  // Called with the distributor locked: brings our copy of the connected queues up to date
+  // (resolving iceoryx's relative pointers only when the list changed), and gives a queue seen
+  // for the first time our next sequence number as its join (before it is sent anything fresh);
+  // entries of queues that left are freed.
+  void sync_queues() noexcept {
+    auto& queues = distributor_.m_queues;
+    const std::size_t count = std::min<std::size_t>(queues.size(), kIoxMaxKnown);
+    bool same = count == known_count_;
+    for (std::size_t i = 0; i < count && same; ++i) {
+      same = queues[i].getOffset() == known_offset_[i] && queues[i].getId() == known_id_[i];
+    }
+    if (same) return;
+    ChunkQueueData* fresh[kIoxMaxKnown];
+    for (std::size_t i = 0; i < count; ++i) fresh[i] = queues[i].get();
     auto* status = static_cast<PublisherStatus*>(status_);
     const std::uint64_t next = data_->m_chunkSenderData.m_sequenceNumber;
-    auto& queues = distributor_.m_queues;
-    if (queues.size() == known_count_) {
-      bool same = true;
-      for (std::size_t i = 0; i < known_count_ && same; ++i) same = queues[i].get() == known_[i];
-      if (same) return;
-    }
     // Free the entries of queues that are gone.
     for (auto& entry : status->entries) {
       const std::uint64_t id = ref64(entry.queue_id).load(std::memory_order_relaxed);
       if (id == 0) continue;
-      const bool present = std::any_of(queues.begin(), queues.end(), [&](auto& q) {
+      const bool present = std::any_of(fresh, fresh + count, [&](ChunkQueueData* q) {
         return static_cast<std::uint64_t>(q->m_uniqueId) == id;
       });
       if (!present) ref64(entry.queue_id).store(0, std::memory_order_release);
     }
     // New queues get an entry (if one is free: else their subscriber counts drops only from its
     // first sample on).
-    for (auto& queue : queues) {
-      const bool known = std::find(known_, known_ + known_count_, queue.get()) != known_ + known_count_;
-      if (known) continue;
-      const std::uint64_t id = static_cast<std::uint64_t>(queue->m_uniqueId);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (std::find(known_, known_ + known_count_, fresh[i]) != known_ + known_count_) continue;
+      const std::uint64_t id = static_cast<std::uint64_t>(fresh[i]->m_uniqueId);
       for (auto& entry : status->entries) {
         if (ref64(entry.queue_id).load(std::memory_order_relaxed) != 0) continue;
         ref64(entry.join).store(next, std::memory_order_relaxed);
@@ -233,8 +265,12 @@ class IceoryxPublisher final : public PublisherBackend {
         break;
       }
     }
-    known_count_ = std::min<std::size_t>(queues.size(), kIoxMaxKnown);
-    for (std::size_t i = 0; i < known_count_; ++i) known_[i] = queues[i].get();
+    for (std::size_t i = 0; i < count; ++i) {
+      known_[i] = fresh[i];
+      known_offset_[i] = queues[i].getOffset();
+      known_id_[i] = queues[i].getId();
+    }
+    known_count_ = count;
   }
 
   void note_full() noexcept {
@@ -250,6 +286,7 @@ class IceoryxPublisher final : public PublisherBackend {
   std::unique_ptr<PortPublisher> publisher_;
   PublisherPortData* data_;
   PublisherPortData::ChunkSenderData_t& distributor_;
+  const iox::mepoo::MemoryManager* memory_;
   std::uint32_t type_size_;
   std::uint64_t max_payload_;
   layouts::TopicCounterBlock* counters_;
@@ -260,7 +297,13 @@ class IceoryxPublisher final : public PublisherBackend {
   std::uint64_t published_ = 0;
   std::uint64_t full_ = 0;
   bool was_full_ = false;
+  std::uint64_t credit_ = 0;  // samples every block queue can still take (see compute_credit)
+  std::size_t pool_length_ = ~std::size_t{0};
+  std::uint32_t pool_index_ = 0;
+  // The connected queues as of our last look (under the lock), and their relative pointers.
   ChunkQueueData* known_[kIoxMaxKnown] = {};
+  std::uint64_t known_offset_[kIoxMaxKnown] = {};
+  std::uint64_t known_id_[kIoxMaxKnown] = {};
   std::size_t known_count_ = 0;
 };
 
