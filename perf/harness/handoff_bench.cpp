@@ -10,9 +10,12 @@
 //        fresh read:     a second fresh mapping of the same payload, every byte read (baseline)
 //   t0 ─ the same bytes as one zmq message ─> recv ─ t1        ("zmq-ipc")
 //
-// t0 and t1 are CLOCK_MONOTONIC (steady_clock) in two processes: one clock for the machine. The
-// handoff and handoff+xxh3 phases alternate their order every repeat, so that neither always
-// runs on caches the other warmed. Each cell is the median of the repeats.
+// t0 and t1 are CLOCK_MONOTONIC (steady_clock) in two processes: one clock for the machine. For
+// each size, every repeat's payload is written and sealed first ("already written"), the machine
+// settles (--settle), and then each is handed off after a few small zmq round trips (--warm) that
+// make sure neither side starts from a sleeping core, as in a busy control plane. The handoff and
+// handoff+xxh3 phases alternate their order every repeat, so that neither always runs on caches
+// the other warmed. Each cell is the median of the repeats.
 //
 // This is a separate binary rather than a symphony-perf transport: the harness's loops time a
 // stream of messages of at most 16 MiB, each written and read in full, while the handoff's target
@@ -84,7 +87,25 @@ struct Options {
   unsigned repeats = 7;
   std::optional<std::array<int, 2>> cores;
   double timeout_seconds = 120;
+  double settle_ms = 1000;  // after writing a size's payloads, before handing them off
+  bool busy = true;
+  unsigned warm_round_trips = 3;  // small zmq round trips right before each handoff  // wait for messages by polling (and yielding), not by sleeping
 };
+
+// Receives one message. Busy: polls with ZMQ_DONTWAIT and yields the core between polls (so
+// that a thread woken on it, such as the owner's sym-handoff thread, runs at once), as
+// symphony-perf's busy mode does; blocking: sleeps in libzmq. False after `timeout`.
+bool receive(zmq::socket_t& socket, zmq::message_t& message, bool busy,
+             std::chrono::duration<double> timeout) {
+  if (!busy) return socket.recv(message).has_value();
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+  for (std::uint32_t polls = 0;; ++polls) {
+    if (socket.recv(message, zmq::recv_flags::dontwait)) return true;
+    if ((polls & 1023) == 0 && std::chrono::steady_clock::now() > deadline) return false;
+    ::sched_yield();
+  }
+}
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::uint64_t multiplier = 1;
@@ -118,7 +139,13 @@ std::string format_size(std::uint64_t bytes) {
 void print_help() {
   std::printf(
       "usage: symphony-handoff-bench [--sizes 1M,16M,64M,256M] [--repeats 7] [--cores A,B]\n"
+      "                              [--mode busy|blocking] [--warm 3] [--settle 1000]\n"
       "                              [--timeout 120]\n"
+      "  --mode    busy (default): both sides poll for zmq messages and yield between polls;\n"
+      "            blocking: they sleep in libzmq (each hop then wakes a sleeping core)\n"
+      "  --warm    small zmq round trips right before each timed phase (default 3)\n"
+      "  --settle  ms to wait after writing a size's payloads, before handing them off\n"
+      "            (default 1000: the VM's host is still busy with the fresh pages for a while)\n"
       "\n"
       "Hands payloads off between two processes pinned to two cores, and prints one table:\n"
       "  write        sender: allocate a fresh memfd and write every byte (not part of a handoff)\n"
@@ -179,6 +206,23 @@ std::optional<Options> parse_options(int argc, char** argv) {
         return std::nullopt;
       }
       options.cores = std::array<int, 2>{a, b};
+    } else if (arg == "--mode") {
+      const auto text = value();
+      if (!text || (*text != "busy" && *text != "blocking")) {
+        std::fprintf(stderr, "symphony-handoff-bench: --mode takes busy or blocking\n");
+        return std::nullopt;
+      }
+      options.busy = *text == "busy";
+    } else if (arg == "--warm") {
+      const auto text = value();
+      if (!text || std::from_chars(text->data(), text->data() + text->size(),
+                                   options.warm_round_trips).ec != std::errc{}) {
+        return std::nullopt;
+      }
+    } else if (arg == "--settle") {
+      const auto text = value();
+      if (!text) return std::nullopt;
+      options.settle_ms = std::atof(std::string(*text).c_str());
     } else if (arg == "--timeout") {
       const auto text = value();
       if (!text) return std::nullopt;
@@ -258,17 +302,18 @@ void run_sender(const Options& options, const std::string& endpoint, Shared& sha
   socket.set(zmq::sockopt::routing_id, "sender");
   socket.set(zmq::sockopt::rcvtimeo, static_cast<int>(options.timeout_seconds * 1000));
   socket.connect(endpoint);
+  const std::chrono::duration<double> timeout(options.timeout_seconds);
   const auto await_ack = [&](const char* phase) {
     zmq::message_t ack;
-    if (!socket.recv(ack)) die(shared, 0, std::string("no answer from the receiver after ") + phase);
+    if (!receive(socket, ack, options.busy, timeout)) die(shared, 0, std::string("no answer from the receiver after ") + phase);
     if (ack.to_string_view() != "ok") die(shared, 0, "receiver: " + ack.to_string());
   };
 
   for (std::size_t s = 0; s < options.sizes.size(); ++s) {
     const std::uint64_t size = options.sizes[s];
-    // The zmq sender's payload: written once, warm, sent without a copy on our side.
-    std::vector<std::byte> zmq_payload(size);
-    fill(zmq_payload, 42);
+    // Every payload of this size is written and sealed first ("already written"), then the
+    // machine settles, then they are handed off one by one.
+    std::vector<cp::HandoffDescriptor> descriptors;
     for (unsigned r = 0; r < options.repeats; ++r) {
       Sample& sample = shared.samples[s][r];
       std::uint64_t t = now_ns();
@@ -285,13 +330,28 @@ void run_sender(const Options& options, const std::string& endpoint, Shared& sha
       sample.seal_ns = now_ns() - t;
       if (!descriptor) die(shared, 0, "seal: " + descriptor.error().message);
       descriptor->xxh3 = checksum;
-
+      descriptors.push_back(*descriptor);
+    }
+    // The zmq sender's payload: written once, warm, sent without a copy on our side.
+    std::vector<std::byte> zmq_payload(size);
+    fill(zmq_payload, 42);
+    if (options.settle_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.settle_ms));
+    }
+    for (unsigned r = 0; r < options.repeats; ++r) {
+      Sample& sample = shared.samples[s][r];
+      const cp::HandoffDescriptor& descriptor = descriptors[r];
       const auto hand_off = [&](char phase) {
+        // Small round trips first, so that neither side starts from a sleeping core.
+        for (unsigned w = 0; w < options.warm_round_trips; ++w) {
+          socket.send(zmq::str_buffer("W"), zmq::send_flags::none);
+          await_ack("a warm-up round trip");
+        }
         const std::uint64_t t0 = now_ns();
         std::string message(1, phase);
         message += ' ';
         message += std::to_string(s) + ' ' + std::to_string(r) + ' ' + std::to_string(t0) + ' ';
-        message += descriptor->to_json();
+        message += descriptor.to_json();
         socket.send(zmq::buffer(message), zmq::send_flags::none);
         await_ack(phase == 'A' ? "the handoff" : "the verified handoff");
       };
@@ -303,6 +363,10 @@ void run_sender(const Options& options, const std::string& endpoint, Shared& sha
         hand_off('A');
       }
       // The same bytes through ZeroMQ.
+      for (unsigned w = 0; w < options.warm_round_trips; ++w) {
+        socket.send(zmq::str_buffer("W"), zmq::send_flags::none);
+        await_ack("a warm-up round trip");
+      }
       const std::string header = "C " + std::to_string(s) + ' ' + std::to_string(r);
       std::atomic_ref<std::uint64_t>(sample.zmq_t0).store(now_ns(), std::memory_order_release);
       socket.send(zmq::buffer(header), zmq::send_flags::sndmore);
@@ -310,7 +374,7 @@ void run_sender(const Options& options, const std::string& endpoint, Shared& sha
       socket.send(body, zmq::send_flags::none);
       await_ack("the zmq message");
 
-      if (auto retired = owner->retire(descriptor->id); !retired) {
+      if (auto retired = owner->retire(descriptor.id); !retired) {
         die(shared, 0, "retire: " + retired.error().message);
       }
     }
@@ -336,12 +400,20 @@ void run_receiver(const Options& options, const std::string& endpoint, Shared& s
   socket.set(zmq::sockopt::linger, 0);
   socket.set(zmq::sockopt::rcvtimeo, static_cast<int>(options.timeout_seconds * 1000));
   socket.bind(endpoint);
+  const std::chrono::duration<double> timeout(options.timeout_seconds);
   for (;;) {
     zmq::message_t identity;
     zmq::message_t head;
-    if (!socket.recv(identity) || !socket.recv(head)) die(shared, 1, "no message from the sender");
+    if (!receive(socket, identity, options.busy, timeout) || !socket.recv(head)) {
+      die(shared, 1, "no message from the sender");
+    }
     const std::string_view text = head.to_string_view();
     if (text == "Q") return;
+    if (text == "W") {
+      socket.send(identity, zmq::send_flags::sndmore);
+      socket.send(zmq::str_buffer("ok"), zmq::send_flags::none);
+      continue;
+    }
     const auto answer = [&](const std::string& what) {
       socket.send(identity, zmq::send_flags::sndmore);
       socket.send(zmq::buffer(what), zmq::send_flags::none);
