@@ -82,7 +82,9 @@ struct PublisherOptions {
 };
 
 struct SubscriberOptions {
-  std::uint32_t depth = 64;  // samples published but not yet released (iceoryx ≤ 256)
+  // Native: samples published but not yet released. iceoryx (≤ 256): samples queued but not yet
+  // taken (taken ones are held until release(), up to 256 more).
+  std::uint32_t depth = 64;
   Overflow overflow = Overflow::block;
   bool history = true;  // start with the topic's last `history` samples, if any
   // Non-empty: join this load-balancing group; each sample goes to one member of it (others
