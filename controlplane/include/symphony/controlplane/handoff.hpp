@@ -213,8 +213,9 @@ class MappedPayload {
   const HandoffDescriptor& descriptor() const noexcept { return descriptor_; }
   bool verified() const noexcept { return verified_; }  // the xxh3 was checked at open
   bool valid() const noexcept { return map_base_ != nullptr; }
-  // Tells the owner (best effort, never blocks: if the owner is gone there is nobody to tell)
-  // and unmaps.
+  // Unmaps, and tells the owner: one message, no answer awaited. If the owner's socket is full
+  // it waits up to 0.5 s for room, then hangs up the connection (which releases everything it
+  // held); if the owner is gone there is nobody to tell. Never raises SIGPIPE.
   void release() noexcept;
 
  private:
