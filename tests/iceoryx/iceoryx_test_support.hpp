@@ -239,7 +239,9 @@ inline std::vector<std::string> roudi_shm_paths() {
 
 // Waits until no host uses RouDi and no keeper runs (a previous test's, or another suite's).
 inline ::testing::AssertionResult wait_until_roudi_idle(Clock::duration timeout = 90s) {
-  if (eventually([] { return lease_free() && !keeper_alive(); }, timeout, 20ms)) {
+  // No iox-roudi process either: one still dying holds iceoryx's machine-wide lock.
+  if (eventually([] { return lease_free() && !keeper_alive() && processes_named("iox-roudi").empty(); },
+                 timeout, 20ms)) {
     return ::testing::AssertionSuccess();
   }
   return ::testing::AssertionFailure()

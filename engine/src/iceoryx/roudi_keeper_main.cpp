@@ -330,38 +330,56 @@ int main(int argc, char** argv) {
                  " (install Debian's iceoryx package)");
   }
   const std::string roudi_log = dir + kRoudiLogFile;
-  const int roudi_log_fd = open_file(roudi_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
-  if (roudi_log_fd < 0) fail_startup("cannot open " + roudi_log + ": " + std::strerror(errno));
 
-  // Leftovers of a RouDi that was killed (say, with its keeper, by SIGKILL).
+  // A RouDi that is still dying (its keeper gave up waiting, or it belongs to a keeper that was
+  // killed) holds iceoryx's machine-wide lock for a moment: a new one aborts with "Could not
+  // acquire lock". Start again for a while before giving up.
+  const auto lock_deadline = Clock::now() + std::chrono::seconds(15);
+  pid_t roudi = -1;
+  // Leftovers of a RouDi that was killed (say, with its keeper, by SIGKILL). Once: between
+  // retries, the lock file belongs to the RouDi that is still dying.
   clean_up_after_roudi();
-  const pid_t roudi = start_roudi(args, config, roudi_log_fd);
-  if (roudi < 0) fail_startup(std::string("fork: ") + std::strerror(errno));
-  ::close(roudi_log_fd);
-  log("started %s (pid %d) with %s", args.roudi.c_str(), static_cast<int>(roudi), config.c_str());
-  write_file(dir + kStateFile, "keeper " + std::to_string(::getpid()) + "\nroudi " +
-                                   std::to_string(roudi) + "\n");
-
-  // Ready once RouDi's socket accepts connections (apps that register earlier just wait).
-  const auto ready_deadline = Clock::now() + std::chrono::seconds(20);
   for (;;) {
-    int status = 0;
-    if (::waitpid(roudi, &status, WNOHANG) == roudi) {
-      clean_up_after_roudi();
-      ::unlink((dir + kStateFile).c_str());
-      fail_startup("iox-roudi " + describe_status(status) + "; " + roudi_log + ": " +
-                   tail_of(roudi_log));
+    const int roudi_log_fd = open_file(roudi_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
+    if (roudi_log_fd < 0) fail_startup("cannot open " + roudi_log + ": " + std::strerror(errno));
+    roudi = start_roudi(args, config, roudi_log_fd);
+    ::close(roudi_log_fd);
+    if (roudi < 0) fail_startup(std::string("fork: ") + std::strerror(errno));
+    log("started %s (pid %d) with %s", args.roudi.c_str(), static_cast<int>(roudi),
+        config.c_str());
+    write_file(dir + kStateFile, "keeper " + std::to_string(::getpid()) + "\nroudi " +
+                                     std::to_string(roudi) + "\n");
+
+    // Ready once RouDi's socket accepts connections (apps that register earlier just wait).
+    const auto ready_deadline = Clock::now() + std::chrono::seconds(20);
+    bool retry = false;
+    for (;;) {
+      int status = 0;
+      if (::waitpid(roudi, &status, WNOHANG) == roudi) {
+        const std::string tail = tail_of(roudi_log);
+        if (tail.find("Could not acquire lock") != std::string::npos &&
+            Clock::now() < lock_deadline) {
+          log("iox-roudi found another RouDi's lock (still dying?): trying again");
+          sleep_ms(200);
+          retry = true;
+          break;
+        }
+        clean_up_after_roudi();
+        ::unlink((dir + kStateFile).c_str());
+        fail_startup("iox-roudi " + describe_status(status) + "; " + roudi_log + ": " + tail);
+      }
+      if (probe_roudi() == RoudiProbe::running) break;
+      if (Clock::now() >= ready_deadline) {
+        ::kill(roudi, SIGKILL);
+        wait_exit(roudi, std::chrono::seconds(5), &status);
+        clean_up_after_roudi();
+        ::unlink((dir + kStateFile).c_str());
+        fail_startup("iox-roudi did not open " + std::string(kRoudiSocketPath) +
+                     " within 20 s; " + roudi_log + ": " + tail_of(roudi_log));
+      }
+      sleep_ms(2);
     }
-    if (probe_roudi() == RoudiProbe::running) break;
-    if (Clock::now() >= ready_deadline) {
-      ::kill(roudi, SIGKILL);
-      wait_exit(roudi, std::chrono::seconds(5), &status);
-      clean_up_after_roudi();
-      ::unlink((dir + kStateFile).c_str());
-      fail_startup("iox-roudi did not open " + std::string(kRoudiSocketPath) +
-                   " within 20 s; " + roudi_log + ": " + tail_of(roudi_log));
-    }
-    sleep_ms(2);
+    if (!retry) break;
   }
   log("RouDi is ready");
   report("ready " + std::to_string(roudi));
