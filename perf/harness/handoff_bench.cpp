@@ -588,6 +588,8 @@ int run(const Options& options) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  // libzmq leaves an ipc:// socket file behind when its process is killed (or even on close).
+  ::unlink(endpoint.substr(std::strlen("ipc://")).c_str());
   if (failed) {
     for (int i = 0; i < 2; ++i) {
       if (shared.error[i][0] != '\0') {

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -82,6 +83,7 @@ inline std::optional<std::size_t> check_pattern(std::span<const std::byte> bytes
 class HandoffTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    remove_stale_dirs();
     static std::atomic<unsigned> counter{0};
     dir_ = "/tmp/sym-hot-" + std::to_string(::getpid()) + "-" +
            std::to_string(counter.fetch_add(1));
@@ -91,6 +93,19 @@ class HandoffTest : public ::testing::Test {
   void TearDown() override {
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
+  }
+
+  // Directories of test processes that are gone (a crash or a ctest timeout skips TearDown).
+  static void remove_stale_dirs() {
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator("/tmp", ignored)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("sym-hot-", 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + 8, nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        std::filesystem::remove_all(entry.path(), ignored);
+      }
+    }
   }
 
   cp::HandoffOwner make_owner(std::string_view name = "owner", cp::HandoffOwnerOptions options = {}) {
