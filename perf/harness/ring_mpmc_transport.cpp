@@ -6,6 +6,7 @@
 #include <bit>
 
 #include "drivers.hpp"
+#include "engine_endpoints.hpp"
 #include "shm_region.hpp"
 #include "symphony/engine/mpmc_ring.hpp"
 #include "transport.hpp"
@@ -13,61 +14,7 @@
 namespace symphony::perf {
 namespace {
 
-using engine::RingStatus;
 using engine::WaitStrategy;
-
-class MpmcSender {
- public:
-  explicit MpmcSender(engine::MpmcProducer& producer) noexcept : producer_(producer) {}
-  Poll try_loan(std::size_t size, std::span<std::byte>& out) noexcept {
-    return accept(producer_.try_loan(size), out);
-  }
-  Poll wait_loan(std::size_t size, std::span<std::byte>& out,
-                 SteadyClock::time_point until) noexcept {
-    return accept(producer_.loan(size, WaitStrategy::sleeping(), until), out);
-  }
-  void publish() noexcept { producer_.publish(); }
-  std::string failure() const { return std::string("ring-mpmc: ") + engine::to_string(status_); }
-
- private:
-  Poll accept(const engine::Loan& loan, std::span<std::byte>& out) noexcept {
-    if (loan.ok()) [[likely]] {
-      out = loan.bytes();
-      return Poll::ready;
-    }
-    if (loan.would_block()) return Poll::would_block;
-    status_ = loan.status;
-    return Poll::failed;
-  }
-  engine::MpmcProducer& producer_;
-  RingStatus status_ = RingStatus::ok;
-};
-
-class MpmcReceiver {
- public:
-  explicit MpmcReceiver(engine::MpmcConsumer& consumer) noexcept : consumer_(consumer) {}
-  Poll try_receive(std::span<const std::byte>& in) noexcept {
-    return accept(consumer_.try_take(), in);
-  }
-  Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
-    return accept(consumer_.take(WaitStrategy::sleeping(), until), in);
-  }
-  void release() noexcept { consumer_.release(); }
-  std::string failure() const { return std::string("ring-mpmc: ") + engine::to_string(status_); }
-
- private:
-  Poll accept(const engine::Frame& frame, std::span<const std::byte>& in) noexcept {
-    if (frame.ok()) [[likely]] {
-      in = frame.bytes();
-      return Poll::ready;
-    }
-    if (frame.would_block()) return Poll::would_block;
-    status_ = frame.status;
-    return Poll::failed;
-  }
-  engine::MpmcConsumer& consumer_;
-  RingStatus status_ = RingStatus::ok;
-};
 
 engine::Result<engine::MpmcRing> open_ring(const std::string& name) {
   auto ring = engine::MpmcRing::open(name);
@@ -117,10 +64,10 @@ class MpmcSession final : public Session {
           return failed("cannot consume from", in_ring->segment().name(), attached.error());
         consumer.emplace(std::move(*attached));
       }
-      std::optional<MpmcSender> tx;
-      std::optional<MpmcReceiver> rx;
-      if (producer) tx.emplace(*producer);
-      if (consumer) rx.emplace(*consumer);
+      std::optional<LoanSender<engine::MpmcProducer>> tx;
+      std::optional<FrameReceiver<engine::MpmcConsumer>> rx;
+      if (producer) tx.emplace(*producer, "ring-mpmc");
+      if (consumer) rx.emplace(*consumer, "ring-mpmc");
       switch (side.role) {
         case Role::initiator:
           return pingpong_initiator(*tx, *rx, side);

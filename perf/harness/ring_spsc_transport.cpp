@@ -7,6 +7,7 @@
 #include <bit>
 
 #include "drivers.hpp"
+#include "engine_endpoints.hpp"
 #include "shm_region.hpp"
 #include "symphony/engine/spsc_ring.hpp"
 #include "transport.hpp"
@@ -14,61 +15,7 @@
 namespace symphony::perf {
 namespace {
 
-using engine::RingStatus;
 using engine::WaitStrategy;
-
-class SpscSender {
- public:
-  explicit SpscSender(engine::SpscProducer& producer) noexcept : producer_(producer) {}
-  Poll try_loan(std::size_t size, std::span<std::byte>& out) noexcept {
-    return accept(producer_.try_loan(size), out);
-  }
-  Poll wait_loan(std::size_t size, std::span<std::byte>& out,
-                 SteadyClock::time_point until) noexcept {
-    return accept(producer_.loan(size, WaitStrategy::sleeping(), until), out);
-  }
-  void publish() noexcept { producer_.publish(); }
-  std::string failure() const { return std::string("ring-spsc: ") + engine::to_string(status_); }
-
- private:
-  Poll accept(const engine::Loan& loan, std::span<std::byte>& out) noexcept {
-    if (loan.ok()) [[likely]] {
-      out = loan.bytes();
-      return Poll::ready;
-    }
-    if (loan.would_block()) return Poll::would_block;
-    status_ = loan.status;
-    return Poll::failed;
-  }
-  engine::SpscProducer& producer_;
-  RingStatus status_ = RingStatus::ok;
-};
-
-class SpscReceiver {
- public:
-  explicit SpscReceiver(engine::SpscConsumer& consumer) noexcept : consumer_(consumer) {}
-  Poll try_receive(std::span<const std::byte>& in) noexcept {
-    return accept(consumer_.try_read(), in);
-  }
-  Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
-    return accept(consumer_.read(WaitStrategy::sleeping(), until), in);
-  }
-  void release() noexcept { consumer_.release(); }
-  std::string failure() const { return std::string("ring-spsc: ") + engine::to_string(status_); }
-
- private:
-  Poll accept(const engine::Frame& frame, std::span<const std::byte>& in) noexcept {
-    if (frame.ok()) [[likely]] {
-      in = frame.bytes();
-      return Poll::ready;
-    }
-    if (frame.would_block()) return Poll::would_block;
-    status_ = frame.status;
-    return Poll::failed;
-  }
-  engine::SpscConsumer& consumer_;
-  RingStatus status_ = RingStatus::ok;
-};
 
 // A ring opened by name in the child, its pages mapped before the run starts.
 engine::Result<engine::SpscRing> open_ring(const std::string& name) {
@@ -119,10 +66,10 @@ class SpscSession final : public Session {
           return failed("cannot consume from", in_ring->segment().name(), attached.error());
         consumer.emplace(std::move(*attached));
       }
-      std::optional<SpscSender> tx;
-      std::optional<SpscReceiver> rx;
-      if (producer) tx.emplace(*producer);
-      if (consumer) rx.emplace(*consumer);
+      std::optional<LoanSender<engine::SpscProducer>> tx;
+      std::optional<FrameReceiver<engine::SpscConsumer>> rx;
+      if (producer) tx.emplace(*producer, "ring-spsc");
+      if (consumer) rx.emplace(*consumer, "ring-spsc");
       switch (side.role) {
         case Role::initiator:
           return pingpong_initiator(*tx, *rx, side);

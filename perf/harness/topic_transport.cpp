@@ -10,6 +10,7 @@
 #include <bit>
 
 #include "drivers.hpp"
+#include "engine_endpoints.hpp"
 #include "symphony/engine/bus.hpp"
 #include "transport.hpp"
 #if defined(SYMPHONY_PERF_HAVE_ICEORYX)
@@ -20,61 +21,11 @@
 namespace symphony::perf {
 namespace {
 
-using engine::RingStatus;
 using engine::WaitStrategy;
 
-class TopicSender {
- public:
-  explicit TopicSender(engine::RawPublisher& publisher) noexcept : publisher_(publisher) {}
-  Poll try_loan(std::size_t size, std::span<std::byte>& out) noexcept {
-    return accept(publisher_.try_loan(size), out);
-  }
-  Poll wait_loan(std::size_t size, std::span<std::byte>& out,
-                 SteadyClock::time_point until) noexcept {
-    return accept(publisher_.loan(size, WaitStrategy::sleeping(), until), out);
-  }
-  void publish() noexcept { publisher_.publish(); }
-  std::string failure() const { return "topic: " + std::string(engine::to_string(status_)); }
-
- private:
-  Poll accept(const engine::Loan& loan, std::span<std::byte>& out) noexcept {
-    if (loan.ok()) [[likely]] {
-      out = loan.bytes();
-      return Poll::ready;
-    }
-    if (loan.would_block()) return Poll::would_block;
-    status_ = loan.status;
-    return Poll::failed;
-  }
-  engine::RawPublisher& publisher_;
-  RingStatus status_ = RingStatus::ok;
-};
-
-class TopicReceiver {
- public:
-  explicit TopicReceiver(engine::RawSubscriber& subscriber) noexcept : subscriber_(subscriber) {}
-  Poll try_receive(std::span<const std::byte>& in) noexcept {
-    return accept(subscriber_.try_take(), in);
-  }
-  Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
-    return accept(subscriber_.take(WaitStrategy::sleeping(), until), in);
-  }
-  void release() noexcept { subscriber_.release(); }
-  std::string failure() const { return "topic: " + std::string(engine::to_string(status_)); }
-
- private:
-  Poll accept(const engine::Frame& frame, std::span<const std::byte>& in) noexcept {
-    if (frame.ok()) [[likely]] {
-      in = frame.bytes();
-      return Poll::ready;
-    }
-    if (frame.would_block()) return Poll::would_block;
-    status_ = frame.status;
-    return Poll::failed;
-  }
-  engine::RawSubscriber& subscriber_;
-  RingStatus status_ = RingStatus::ok;
-};
+const char* name_of(engine::TopicTransport transport) {
+  return transport == engine::TopicTransport::native ? "topic-native" : "topic-iceoryx";
+}
 
 SideReport failed(const char* what, const engine::Error& error) {
   SideReport report;
@@ -110,10 +61,11 @@ class TopicSession final : public Session {
         if (!pub) return failed("cannot advertise", pub.error());
         publisher.emplace(std::move(*pub));
       }
-      std::optional<TopicSender> tx;
-      std::optional<TopicReceiver> rx;
-      if (publisher) tx.emplace(*publisher);
-      if (subscriber) rx.emplace(*subscriber);
+      const char* transport = name_of(topic_.transport);
+      std::optional<LoanSender<engine::RawPublisher>> tx;
+      std::optional<FrameReceiver<engine::RawSubscriber>> rx;
+      if (publisher) tx.emplace(*publisher, transport);
+      if (subscriber) rx.emplace(*subscriber, transport);
       switch (side.role) {
         case Role::initiator: return pingpong_initiator(*tx, *rx, side);
         case Role::echoer: return pingpong_echoer(*tx, *rx, side);
@@ -134,9 +86,7 @@ class TopicSession final : public Session {
 class TopicTransport final : public Transport {
  public:
   explicit TopicTransport(engine::TopicTransport transport) : transport_(transport) {}
-  std::string_view name() const noexcept override {
-    return transport_ == engine::TopicTransport::native ? "topic-native" : "topic-iceoryx";
-  }
+  std::string_view name() const noexcept override { return name_of(transport_); }
   std::string_view description() const noexcept override {
     return transport_ == engine::TopicTransport::native
                ? "symphony::Bus topic, native transport (ours): the public loan/publish/take API "
