@@ -383,7 +383,9 @@ struct ExtensionChannel::Impl {
         }
         for (Envelope& e : out) send(std::move(e));
       }
-      for (int i = 0; i < 256; ++i) {
+      // Only the sockets poll flagged: every recv that finds nothing costs libzmq a poll(2)
+      // of its mailbox.
+      for (int i = 0; (items[0].revents & ZMQ_POLLIN) && i < 256; ++i) {
         zmq::message_t message;
         try {
           if (!dealer.recv(message, zmq::recv_flags::dontwait)) break;
@@ -392,7 +394,7 @@ struct ExtensionChannel::Impl {
         }
         on_message(message.to_string());
       }
-      for (int i = 0; i < 256; ++i) {
+      for (int i = 0; (items[1].revents & ZMQ_POLLIN) && i < 256; ++i) {
         zmq::multipart_t message;
         try {
           if (!message.recv(sub, static_cast<int>(zmq::recv_flags::dontwait))) break;

@@ -81,6 +81,7 @@ struct ControlHost::Impl {
   zmq::socket_t pub{context, zmq::socket_type::pub};
   IoWake wake;
   std::thread thread;
+  std::atomic<std::thread::id> io_thread_id{};
   std::atomic<bool> stopping{false};
 
   mutable std::mutex mutex;  // guards everything below that other threads read or queue
@@ -98,7 +99,13 @@ struct ControlHost::Impl {
   std::atomic<std::uint64_t> next_id{1};
   Clock::time_point next_heartbeat{};
 
+  // From a callback on the I/O thread itself, runs at once (no eventfd round trip through the
+  // poll loop: a reply's callback that sends the next request is the common case).
   void post(std::function<void()> task) {
+    if (std::this_thread::get_id() == io_thread_id.load(std::memory_order_acquire)) {
+      task();
+      return;
+    }
     {
       std::lock_guard lock(mutex);
       queue.push_back(std::move(task));
@@ -432,6 +439,7 @@ struct ControlHost::Impl {
   }
 
   void run() {
+    io_thread_id.store(std::this_thread::get_id(), std::memory_order_release);
     while (!stopping.load(std::memory_order_acquire)) {
       const Clock::time_point now = Clock::now();
       tick(now);
@@ -456,8 +464,9 @@ struct ControlHost::Impl {
         }
         for (auto& task : tasks) task();
       }
-      // A bounded batch per round, so timers and queued calls are never starved.
-      for (int i = 0; i < 256; ++i) {
+      // A bounded batch per round, so timers and queued calls are never starved; only when poll
+      // flagged the socket (a recv that finds nothing costs libzmq a poll(2) of its mailbox).
+      for (int i = 0; (items[0].revents & ZMQ_POLLIN) && i < 256; ++i) {
         zmq::multipart_t message;
         try {
           if (!message.recv(router, static_cast<int>(zmq::recv_flags::dontwait))) break;
