@@ -787,26 +787,24 @@ class NativeSubscriber final : public SubscriberBackend {
     }
     // A group member skips the samples routed to other members (a bounded number per call).
     for (std::uint32_t skipped = 0;; ++skipped) {
-      Frame frame = take_normal();
-      if (!frame.ok() || group_.empty()) return frame;
-      const std::uint32_t route = ref32(slot_header(const_cast<std::byte*>(frame.data) -
-                                                    sizeof(TopicSlotHeader))
-                                            ->route)
-                                      .load(std::memory_order_relaxed);
-      if (route == 0 || route == index_ + 1) {
-        if (route != 0) ++routed_taken_;
+      std::uint32_t route = 0;
+      Frame frame = take_normal(route);
+      if (!frame.ok()) return frame;
+      if (group_.empty() || route == 0 || route == index_ + 1) {
+        if (!group_.empty() && route != 0) ++routed_taken_;
+        ++taken_;
+        store_counter(entry_->counters.delivered, ++delivered_);
         return frame;
       }
-      // Not ours: it was never taken. Undo the delivery count and hand it back at once if we
-      // hold nothing else, so that a member never gates the publisher with others' samples.
-      --taken_;
-      store_counter(entry_->counters.delivered, --delivered_);
+      // Not ours, so never taken: hand it back at once if we hold nothing else, so that a member
+      // never gates the publisher with other members' samples.
       if (taken_ == 0) release();
       if (skipped == kMaxSkipsPerTake) return Frame::failed(RingStatus::empty);
     }
   }
 
-  Frame take_normal() noexcept {
+  // The next normal sample and its route; the caller counts it as taken (or skips it).
+  Frame take_normal(std::uint32_t& route) noexcept {
     std::uint64_t sample = cursor_;
     std::byte* slot = topic_->slot(sample);
     std::uint64_t sequence = ref64(slot_header(slot)->sequence).load(std::memory_order_acquire);
@@ -836,8 +834,7 @@ class NativeSubscriber final : public SubscriberBackend {
       return Frame::failed(RingStatus::corrupt);
     }
     cursor_ = sample + 1;
-    ++taken_;
-    store_counter(entry_->counters.delivered, ++delivered_);
+    route = ref32(slot_header(slot)->route).load(std::memory_order_relaxed);
     return Frame::of(slot + sizeof(TopicSlotHeader), length);
   }
 
