@@ -146,17 +146,7 @@ class ControlSession final : public Session {
     }
     noise.stop(report);
     (*host)->request(route, "stop", "null", 1s).wait();
-    const engine::LatencySummary summary = histogram.summarize();
-    report.messages = summary.count;
-    report.rtt_p50 = summary.p50;
-    report.rtt_p90 = summary.p90;
-    report.rtt_p99 = summary.p99;
-    report.rtt_p999 = summary.p999;
-    report.rtt_max = summary.max;
-    report.rtt_min = histogram.min();
-    report.rtt_mean = summary.mean;
-    report.ok = 1;
-    return report;
+    return report_round_trips(report, histogram);
   }
 
   SideReport run_extension(const SideContext& side) {

@@ -319,6 +319,22 @@ SideReport guarded(Body&& body) noexcept {
 
 // ---- ping-pong --------------------------------------------------------------------------------
 
+// A ping-pong initiator's successful report: its round trips' percentiles.
+inline SideReport& report_round_trips(SideReport& report,
+                                      const engine::LatencyHistogram& histogram) noexcept {
+  const engine::LatencySummary summary = histogram.summarize();
+  report.messages = summary.count;
+  report.rtt_p50 = summary.p50;
+  report.rtt_p90 = summary.p90;
+  report.rtt_p99 = summary.p99;
+  report.rtt_p999 = summary.p999;
+  report.rtt_max = summary.max;
+  report.rtt_min = histogram.min();
+  report.rtt_mean = summary.mean;
+  report.ok = 1;
+  return report;
+}
+
 template <Sender Tx, Receiver Rx>
 SideReport pingpong_initiator(Tx& tx, Rx& rx, const SideContext& side) {
   SideReport report;
@@ -383,17 +399,7 @@ SideReport pingpong_initiator(Tx& tx, Rx& rx, const SideContext& side) {
   pattern.write(out, kStopSequence);
   tx.publish();
 
-  const engine::LatencySummary summary = histogram.summarize();
-  report.messages = summary.count;
-  report.rtt_p50 = summary.p50;
-  report.rtt_p90 = summary.p90;
-  report.rtt_p99 = summary.p99;
-  report.rtt_p999 = summary.p999;
-  report.rtt_max = summary.max;
-  report.rtt_min = histogram.min();
-  report.rtt_mean = summary.mean;
-  report.ok = 1;
-  return report;
+  return report_round_trips(report, histogram);
 }
 
 template <Sender Tx, Receiver Rx>

@@ -17,16 +17,6 @@ using engine::Route;
 using engine::SubscriberOptions;
 using engine::TopicOptions;
 
-std::span<const std::byte> bytes_of(const std::uint64_t& value) {
-  return std::as_bytes(std::span<const std::uint64_t, 1>(&value, 1));
-}
-
-std::uint64_t read_u64(const engine::Frame& frame) {
-  std::uint64_t value = 0;
-  std::memcpy(&value, frame.data, sizeof value);
-  return value;
-}
-
 using RoutingTest = TopicTest;
 
 TEST_F(RoutingTest, BatchedLoneSampleArrivesWithinTheDelayBound) {

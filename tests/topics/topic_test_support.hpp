@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
+#include <span>
 #include <string>
 
 #include "symphony/engine/bus.hpp"
@@ -16,6 +18,17 @@ namespace symphony::test {
 inline std::string unique_bus_name() {
   static std::atomic<int> counter{0};
   return "t" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+}
+
+// Samples in these tests carry one u64.
+inline std::span<const std::byte> bytes_of(const std::uint64_t& value) {
+  return std::as_bytes(std::span<const std::uint64_t, 1>(&value, 1));
+}
+
+inline std::uint64_t read_u64(const engine::Frame& frame) {
+  std::uint64_t value = 0;
+  std::memcpy(&value, frame.data, sizeof value);
+  return value;
 }
 
 class TopicTest : public ::testing::Test {

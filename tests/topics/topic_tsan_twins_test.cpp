@@ -12,12 +12,6 @@ namespace {
 using engine::Overflow;
 using engine::RingStatus;
 
-std::uint64_t read_u64(const engine::Frame& frame) {
-  std::uint64_t value = 0;
-  std::memcpy(&value, frame.data, sizeof value);
-  return value;
-}
-
 using TopicTsanTwinTest = TopicTest;
 
 TEST_F(TopicTsanTwinTest, BroadcastToBlockAndDiscardSubscriberThreads) {
