@@ -138,4 +138,10 @@ class IceoryxSession {
 // Checks a name used as an iceoryx service id (instance: the bus; event: the topic).
 Result<iox::capro::IdString_t> to_id(std::string_view what, std::string_view name);
 
+// Errc::unsupported, "iceoryx topic '<topic>': <what>".
+Error unsupported(std::string_view topic, const std::string& what);
+// max_payload against the type's size and RouDi's largest pool, for both backends' factories.
+Result<void> check_max_payload(const IceoryxSession& session, std::string_view topic,
+                               const TopicType& type, const TopicOptions& options);
+
 }  // namespace symphony::engine::detail

@@ -307,10 +307,6 @@ class IceoryxPublisher final : public PublisherBackend {
   std::size_t known_count_ = 0;
 };
 
-Error unsupported(std::string_view topic, const std::string& what) {
-  return Error{Errc::unsupported, "iceoryx topic '" + std::string(topic) + "': " + what};
-}
-
 }  // namespace
 
 Result<std::unique_ptr<PublisherBackend>> make_iceoryx_publisher(
@@ -331,19 +327,8 @@ Result<std::unique_ptr<PublisherBackend>> make_iceoryx_publisher(
         topic, "history " + std::to_string(options.history) + " exceeds iceoryx 2.0's limit of " +
                    std::to_string(kIoxMaxHistory) + " samples (IOX_MAX_PUBLISHER_HISTORY)"));
   }
-  if (type.size != 0 && options.max_payload < type.size) {
-    return tl::unexpected(Error{Errc::invalid_argument,
-                                "iceoryx topic '" + std::string(topic) + "': max_payload " +
-                                    std::to_string(options.max_payload) +
-                                    " is smaller than its type (" + std::to_string(type.size) +
-                                    " bytes)"});
-  }
-  const std::uint64_t config_limit = session->max_payload_of_config();
-  if (config_limit != 0 && options.max_payload > config_limit) {
-    return tl::unexpected(unsupported(
-        topic, "max_payload " + std::to_string(options.max_payload) +
-                   " exceeds the largest sample RouDi's memory pools hold (" +
-                   std::to_string(config_limit) + " bytes, engine/src/iceoryx/roudi_config.toml)"));
+  if (auto fits = check_max_payload(*session, topic, type, options); !fits) {
+    return tl::unexpected(std::move(fits.error()));
   }
 
   iox::popo::PublisherOptions pub_options;

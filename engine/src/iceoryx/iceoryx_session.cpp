@@ -201,4 +201,27 @@ void ListenerHub::fire(NotifyState& state) noexcept {
   state.written.fetch_add(1, std::memory_order_release);
 }
 
+Error unsupported(std::string_view topic, const std::string& what) {
+  return Error{Errc::unsupported, "iceoryx topic '" + std::string(topic) + "': " + what};
+}
+
+Result<void> check_max_payload(const IceoryxSession& session, std::string_view topic,
+                               const TopicType& type, const TopicOptions& options) {
+  if (type.size != 0 && options.max_payload < type.size) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "iceoryx topic '" + std::string(topic) + "': max_payload " +
+                                    std::to_string(options.max_payload) +
+                                    " is smaller than its type (" + std::to_string(type.size) +
+                                    " bytes)"});
+  }
+  const std::uint64_t config_limit = session.max_payload_of_config();
+  if (config_limit != 0 && options.max_payload > config_limit) {
+    return tl::unexpected(unsupported(
+        topic, "max_payload " + std::to_string(options.max_payload) +
+                   " exceeds the largest sample RouDi's memory pools hold (" +
+                   std::to_string(config_limit) + " bytes, engine/src/iceoryx/roudi_config.toml)"));
+  }
+  return {};
+}
+
 }  // namespace symphony::engine::detail

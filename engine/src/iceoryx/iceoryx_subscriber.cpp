@@ -293,10 +293,6 @@ class IceoryxSubscriber final : public SubscriberBackend {
   std::uint64_t drained_ = 0;  // notify_->written when we last drained the eventfd
 };
 
-Error unsupported(std::string_view topic, const std::string& what) {
-  return Error{Errc::unsupported, "iceoryx topic '" + std::string(topic) + "': " + what};
-}
-
 }  // namespace
 
 Result<std::unique_ptr<SubscriberBackend>> make_iceoryx_subscriber(
@@ -334,19 +330,8 @@ Result<std::unique_ptr<SubscriberBackend>> make_iceoryx_subscriber(
                    std::to_string(subscriber.depth) +
                    " (iceoryx would silently deliver only `depth` of them)"));
   }
-  if (type.size != 0 && options.max_payload < type.size) {
-    return tl::unexpected(Error{Errc::invalid_argument,
-                                "iceoryx topic '" + std::string(topic) + "': max_payload " +
-                                    std::to_string(options.max_payload) +
-                                    " is smaller than its type (" + std::to_string(type.size) +
-                                    " bytes)"});
-  }
-  const std::uint64_t config_limit = session->max_payload_of_config();
-  if (config_limit != 0 && options.max_payload > config_limit) {
-    return tl::unexpected(unsupported(
-        topic, "max_payload " + std::to_string(options.max_payload) +
-                   " exceeds the largest sample RouDi's memory pools hold (" +
-                   std::to_string(config_limit) + " bytes, engine/src/iceoryx/roudi_config.toml)"));
+  if (auto fits = check_max_payload(*session, topic, type, options); !fits) {
+    return tl::unexpected(std::move(fits.error()));
   }
 
   iox::popo::SubscriberOptions sub_options;
