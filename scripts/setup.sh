@@ -11,8 +11,8 @@ packages=(
   # iceoryx transport: iceoryx 2.0.3's headers and libraries, and iox-roudi (package iceoryx),
   # which the engine's keeper starts (we do not embed RouDi, so libacl1-dev is not needed)
   iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev
-  # perf report (scripts/perf-report.py): its SVG plots
-  gnuplot-nox
+  # perf report (scripts/perf-report.py, run by Debian's python3): its SVG plots
+  python3 gnuplot-nox
 )
 
 missing=()
