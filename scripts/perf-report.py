@@ -118,9 +118,8 @@ class Row:
         return text + (f" x{self.fanout}" if self.pattern == "fanout" else "")
 
     def spread_is_rate(self) -> bool:
-        """Throughput and fan-out rows spread msgs/s (when they have it); the others p50."""
-        streaming = self.pattern in ("throughput", "fanout") and self.msgs_per_s is not None
-        return streaming or self.p50_ns is None
+        """A row with latency spreads its p50 (fan-out too); one without, its msgs/s."""
+        return self.p50_ns is None
 
 
 @dataclass(frozen=True)
