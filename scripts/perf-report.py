@@ -339,20 +339,21 @@ def format_ns(value: Optional[float]) -> str:
     """ns below 1 µs (a decimal below 100: a halved round trip), then 3 significant digits."""
     if value is None:
         return "-"
-    if value < 100:
+    # Thresholds where the rounded text would reach the next width (99.96 -> "100").
+    if value < 99.95:
         return f"{value:.1f} ns"
-    if value < 1e3:
+    if value < 999.5:
         return f"{value:.0f} ns"
     for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-        if value >= scale:
+        if value >= scale * 0.9995:
             return f"{three_digits(value / scale)} {unit}"
     return f"{value:.0f} ns"
 
 
 def three_digits(value: float) -> str:
-    if value >= 100:
+    if value >= 99.95:
         return f"{value:.0f}"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    return f"{value:.1f}" if value >= 9.995 else f"{value:.2f}"
 
 
 def format_rate(per_second: Optional[float]) -> str:

@@ -121,8 +121,9 @@ class Formatting(unittest.TestCase):
         self.tool = load_tool()
 
     def test_latency_units(self) -> None:
-        cases = {55: "55.0 ns", 99.95: "100.0 ns", 100: "100 ns", 999: "999 ns",
-                 1000: "1.00 µs", 12345: "12.3 µs", 123456: "123 µs", 2.5e6: "2.50 ms",
+        cases = {55: "55.0 ns", 99.94: "99.9 ns", 99.96: "100 ns", 999: "999 ns",
+                 999.7: "1.00 µs", 1000: "1.00 µs", 9996: "10.0 µs", 12345: "12.3 µs",
+                 99_960: "100 µs", 123456: "123 µs", 999_700: "1.00 ms", 2.5e6: "2.50 ms",
                  1.5e9: "1.50 s", None: "-"}
         for value, text in cases.items():
             self.assertEqual(self.tool.format_ns(value), text, value)
