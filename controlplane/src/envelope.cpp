@@ -4,6 +4,9 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
+#include <optional>
+#include <vector>
 
 namespace symphony::controlplane {
 namespace {
@@ -32,9 +35,16 @@ engine::Result<simdjson::dom::element> parse_limited(simdjson::dom::parser& pars
     }
   }
   // A padded copy: ZeroMQ frames end where the message ends, simdjson reads a little past it.
-  const simdjson::padded_string padded(json);
+  // One buffer per thread, grown as needed: a fresh allocation per message cost more than the
+  // parse itself.
+  thread_local std::vector<char> padded;
+  if (padded.size() < json.size() + simdjson::SIMDJSON_PADDING) {
+    padded.resize(std::max(json.size() + simdjson::SIMDJSON_PADDING, std::size_t{4096}));
+  }
+  std::memcpy(padded.data(), json.data(), json.size());
+  std::memset(padded.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
   simdjson::dom::element root;
-  if (auto error = parser.parse(padded).get(root); error) {
+  if (auto error = parser.parse(padded.data(), json.size(), false).get(root); error) {
     if (error == simdjson::DEPTH_ERROR) {
       return tl::unexpected(bad("JSON nested deeper than " + std::to_string(limits.max_depth)));
     }
@@ -128,6 +138,66 @@ void append_escaped(std::string& out, std::string_view value) {
     }
   }
   out += '"';
+}
+
+// The text of a top-level member's value in `object`, a JSON object that simdjson has already
+// validated: a slice of the original bytes, so a large payload is neither minified again nor
+// copied through simdjson's string buffer. Nothing when the key is not found as written here
+// (e.g. spelled with escapes): the caller then asks simdjson.
+std::optional<std::string_view> member_text(std::string_view object, std::string_view key) {
+  const char* const begin = object.data();
+  const char* const end = begin + object.size();
+  // After a '"' that opens a string, the position just past its closing quote.
+  const auto skip_string = [end](const char* p) -> const char* {
+    while (true) {
+      const auto* quote = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      if (quote == nullptr) return end;
+      std::size_t backslashes = 0;
+      for (const char* b = quote; b > p && b[-1] == '\\'; --b) ++backslashes;
+      if (backslashes % 2 == 0) return quote + 1;
+      p = quote + 1;
+    }
+  };
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  const char* p = begin;
+  while (p < end && *p != '{') ++p;
+  ++p;
+  while (p < end) {
+    while (p < end && (is_space(*p) || *p == ',')) ++p;
+    if (p >= end || *p != '"') return std::nullopt;  // '}' (the end) or not what we expect
+    const char* const key_end = skip_string(p + 1);
+    const std::string_view name(p + 1, static_cast<std::size_t>(key_end - 1 - (p + 1)));
+    // An escaped key before ours might spell the same key, which simdjson would pick first.
+    if (name.find('\\') != std::string_view::npos) return std::nullopt;
+    p = key_end;
+    while (p < end && (is_space(*p) || *p == ':')) ++p;
+    const char* const value_begin = p;
+    int depth = 0;
+    while (p < end) {
+      const char c = *p;
+      if (c == '"') {
+        p = skip_string(p + 1);
+        if (depth == 0) break;
+        continue;
+      }
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (depth == 0) break;  // the end of the enclosing object: a scalar value ended
+        if (--depth == 0) {
+          ++p;
+          break;
+        }
+      } else if (c == ',' && depth == 0) {
+        break;
+      }
+      ++p;
+    }
+    const char* value_end = p;
+    while (value_end > value_begin && is_space(value_end[-1])) --value_end;
+    if (name == key) return std::string_view(value_begin, static_cast<std::size_t>(value_end - value_begin));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -237,7 +307,8 @@ engine::Result<Envelope> decode(std::string_view frame, const ParseLimits& limit
       return tl::unexpected(bad("'deadline_ms' needs protocol version 2"));
     }
   }
-  e.body = simdjson::minify(body);
+  const auto body_text = member_text(frame, "body");
+  e.body = body_text ? std::string(*body_text) : simdjson::minify(body);
   return e;
 }
 
@@ -280,14 +351,56 @@ JsonObject& JsonObject::add_raw(std::string_view k, std::string_view json) {
 struct JsonReader::Document {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
+  std::string text;  // what was parsed: raw() slices it
 };
 
+namespace {
+
+// Parsed documents are recycled per thread: a new simdjson parser allocates its buffers on first
+// use, which cost several times the parse of a small body.
+class DocumentPool {
+ public:
+  std::shared_ptr<JsonReader::Document> take() {
+    std::unique_ptr<JsonReader::Document> document;
+    if (free_.empty()) {
+      document = std::make_unique<JsonReader::Document>();
+    } else {
+      document = std::move(free_.back());
+      free_.pop_back();
+    }
+    // The deleter may run on another thread: it returns the document to that thread's pool.
+    return std::shared_ptr<JsonReader::Document>(document.release(),
+                                                 [](JsonReader::Document* d) { give_back(d); });
+  }
+
+  static void give_back(JsonReader::Document* document) {
+    auto& pool = local();
+    if (pool.free_.size() < kMaxFree) {
+      pool.free_.emplace_back(document);
+    } else {
+      delete document;
+    }
+  }
+
+  static DocumentPool& local() {
+    thread_local DocumentPool pool;
+    return pool;
+  }
+
+ private:
+  static constexpr std::size_t kMaxFree = 8;
+  std::vector<std::unique_ptr<JsonReader::Document>> free_;
+};
+
+}  // namespace
+
 engine::Result<JsonReader> JsonReader::parse(std::string_view json, const ParseLimits& limits) {
-  auto document = std::make_shared<Document>();
+  auto document = DocumentPool::local().take();
   auto root = parse_limited(document->parser, json, limits);
   if (!root) return tl::unexpected(std::move(root.error()));
   if (!root->is_object()) return tl::unexpected(bad("expected a JSON object"));
   document->root = *root;
+  document->text.assign(json);
   return JsonReader(std::move(document));
 }
 
@@ -312,6 +425,7 @@ std::optional<bool> JsonReader::boolean(std::string_view key) const {
 std::optional<std::string> JsonReader::raw(std::string_view key) const {
   simdjson::dom::element value;
   if (document_->root[key].get(value) != simdjson::SUCCESS) return std::nullopt;
+  if (const auto text = member_text(document_->text, key)) return std::string(*text);
   return simdjson::minify(value);
 }
 

@@ -72,6 +72,34 @@ TEST(EnvelopeTest, VersionsOutsideTheWindowAreAVersionError) {
   EXPECT_TRUE(decode(R"({"v":1,"type":"heartbeat","id":1,"from":"a","to":"b","body":{}})"));
 }
 
+// Bodies and payloads are handed on as the sender wrote them (not re-serialised), so a foreign
+// sender's key order, whitespace and escapes must not confuse where a member ends.
+TEST(EnvelopeTest, BodyAndRawMembersAreTheSendersTextWhateverTheLayout) {
+  const std::string frame = R"J({ "body" : { "method":"m", "payload" : [1, {"body": "}\\\""}, "x\"],"] ,)J"
+                            R"J( "n" : -1.5e3 } , "to":"b,\"body\":{}", "v":2, "id":7,)J"
+                            R"J( "from":"a", "type":"request" })J";
+  auto decoded = decode(frame);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->to, "b,\"body\":{}");
+  auto body = JsonReader::parse(decoded->body);
+  ASSERT_TRUE(body) << decoded->body;
+  EXPECT_EQ(body->string("method"), "m");
+  EXPECT_EQ(body->raw("payload"), R"J([1, {"body": "}\\\""}, "x\"],"])J");
+  EXPECT_EQ(body->raw("n"), "-1.5e3");
+  EXPECT_EQ(body->raw("missing"), std::nullopt);
+  // A key spelled with an escape is still found (through simdjson).
+  auto escaped = JsonReader::parse(R"({"p\u0061yload": {"a": 1}})");
+  ASSERT_TRUE(escaped);
+  EXPECT_EQ(escaped->raw("payload"), R"({"a":1})");
+  auto duplicated = JsonReader::parse(R"({"p\u0061yload": 1, "payload": 2})");
+  ASSERT_TRUE(duplicated);
+  EXPECT_EQ(duplicated->raw("payload"), "1");  // the first, as simdjson reads it
+  auto scalar_last = JsonReader::parse(R"({"a":true,"payload":null  })");
+  ASSERT_TRUE(scalar_last);
+  EXPECT_EQ(scalar_last->raw("payload"), "null");
+  EXPECT_EQ(scalar_last->raw("a"), "true");
+}
+
 TEST(EnvelopeTest, CapsDepthAndSize) {
   std::string deep = R"({"v":2,"type":"reply","id":1,"from":"a","to":"b","body":{"payload":)";
   for (int i = 0; i < 100; ++i) deep += "[";

@@ -94,7 +94,7 @@ class JsonReader {
   std::optional<std::string> string(std::string_view key) const;
   std::optional<std::int64_t> integer(std::string_view key) const;
   std::optional<bool> boolean(std::string_view key) const;
-  // The field's JSON text (object, array, any value), as minified JSON.
+  // The field's JSON text (object, array, any value) as the sender wrote it (validated).
   std::optional<std::string> raw(std::string_view key) const;
 
   struct Document;  // the parsed document (simdjson), parsed once
