@@ -890,12 +890,12 @@ def update_readme(readme: Path, text: str, plots_dir: Path, perf: PerfRun,
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="perf-report.py",
-        description="Markdown report and SVG plots from symphony-perf's JSON (schema_version 2).",
+        prog="perf-report.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 when the report was written (whether or not targets are met), "
                "1 on bad input (a one-line error on stderr), 2 on a bad argument.")
     parser.add_argument("json", type=Path, help="the file symphony-perf --json wrote")
-    parser.add_argument("--out", type=Path,
+    parser.add_argument("--out", type=Path, metavar="DIR",
                         help="directory for report.md and the plots (default: the JSON's)")
     parser.add_argument("--update-readme", type=Path, metavar="FILE",
                         help=f"replace the text between {BEGIN_MARKER} and {END_MARKER} in FILE")
