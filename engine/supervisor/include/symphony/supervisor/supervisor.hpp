@@ -1,0 +1,133 @@
+#pragma once
+// The extension supervisor: starts every instance of an extension as a clean, owned process,
+// keeps it within its memory and CPU limits, notices at once when it dies (pidfd) or hangs
+// (heartbeats), and brings it back per its manifest's restart policy, while the rest runs on.
+//
+// Threads. The supervisor owns one thread, "sym-supervisor", which lives as long as the
+// supervisor: it forks every extension (PR_SET_PDEATHSIG fires when the *forking thread* exits,
+// so it must be a thread that outlives its children), watches their pidfds, exec-status pipes
+// and log pipes in one epoll, and runs every state transition. It also owns a ControlHost (the
+// control plane's ROUTER + PUB), whose I/O thread forwards peer events and messages to it.
+// Public calls may come from any thread; they run on the supervisor thread and the caller waits
+// for the result (called from a lifecycle callback, which runs on that thread, they run at
+// once). Callbacks must not block: every extension's supervision waits for them.
+//
+// The embedding contract: no signal handlers, no SIGCHLD disposition, no waitpid(-1): only the
+// supervisor's own children are reaped, each through its pidfd.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "symphony/controlplane/host.hpp"
+#include "symphony/engine/error.hpp"
+#include "symphony/supervisor/lifecycle.hpp"
+#include "symphony/supervisor/manifest.hpp"
+#include "symphony/supervisor/restart_policy.hpp"
+
+namespace symphony::supervisor {
+
+// How memory and CPU limits are enforced (one mechanism per resource).
+enum class LimitMechanism : std::uint8_t {
+  cgroup_v2,  // memory.max, cpu.max in a child group of ours
+  cgroup_v1,  // memory.limit_in_bytes, cpu.cfs_quota_us in child groups of ours
+  rlimit,     // setrlimit in the child (memory: RLIMIT_DATA); no cgroup could be created
+  none,       // cannot be enforced here (CPU without cgroups: rlimits have no rate limit)
+};
+const char* to_string(LimitMechanism mechanism) noexcept;
+
+struct LimitReport {
+  LimitMechanism memory = LimitMechanism::none;
+  LimitMechanism cpu = LimitMechanism::none;
+  std::filesystem::path memory_group;  // the supervisor's parent group, when a cgroup is used
+  std::filesystem::path cpu_group;
+  std::string why;  // how the mechanism was chosen, and why a better one was not available
+};
+
+enum class CgroupUse : std::uint8_t {
+  automatic,  // v2 if it has memory and cpu, else v1, else rlimits
+  disabled,   // never create cgroups (rlimits only): tests of the fallback, or a host's choice
+};
+
+struct SupervisorOptions {
+  controlplane::HostOptions host;  // the control plane the supervisor starts and owns
+  std::filesystem::path log_dir;   // empty: <runtime dir of the bus>/logs
+  // Per instance, the current log and its one rotated predecessor (<id>.<n>.log.1) together.
+  std::uint64_t log_max_bytes = 1 << 20;
+  std::chrono::milliseconds stop_grace{2000};  // stop: the stop command, SIGTERM half-way, SIGKILL
+  std::chrono::milliseconds kill_grace{500};   // a hung instance: SIGTERM, then SIGKILL after this
+  CgroupUse cgroups = CgroupUse::automatic;
+  std::shared_ptr<Clock> clock;  // restart policies; empty: the steady clock
+  // Every lifecycle transition, on the supervisor thread, after it is published on the bus.
+  std::function<void(const LifecycleEvent&)> on_lifecycle;
+  // Forwarded from the control plane (the supervisor takes ControlHost's single callbacks).
+  std::function<void(const controlplane::PeerEvent&)> on_peer_event;
+  controlplane::MessageCallback on_message;
+};
+
+// One instance, as last seen by the supervisor.
+struct ExtensionFigures {
+  std::string extension;
+  int instance = 0;
+  std::string version;
+  LifecycleState state = LifecycleState::created;
+  std::string reason;  // of the last transition
+  pid_t pid = 0;       // 0 when not running
+  std::uint64_t generation = 0;
+  std::uint64_t restarts = 0;
+  std::chrono::nanoseconds cpu_time{0};  // user + system of the current process
+  std::uint64_t rss_bytes = 0;
+  std::chrono::nanoseconds uptime{0};  // since exec of the current process (0 when not running)
+  // Age of the last message heard from it on the control plane; nullopt before its hello.
+  std::optional<std::chrono::nanoseconds> last_heartbeat_age;
+  std::uint64_t memory_limit_bytes = 0;
+  double cpu_limit_cores = 0;
+  std::uint64_t memory_usage_bytes = 0;  // its cgroup's usage (0 without a memory cgroup)
+  std::uint64_t oom_kills = 0;           // its cgroup's OOM kills, all generations
+  std::uint64_t cpu_throttled = 0;       // its cgroup's nr_throttled, all generations
+  std::filesystem::path log_file;
+};
+
+class Supervisor {
+ public:
+  static engine::Result<std::unique_ptr<Supervisor>> start(SupervisorOptions options);
+  // Stops every instance (the stop command, SIGTERM, SIGKILL of its process group and cgroup),
+  // removes its cgroups and log pipes, then stops the control plane.
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  controlplane::ControlHost& control() noexcept;
+  const LimitReport& limits() const noexcept;
+
+  // Takes the manifest; eager extensions start at once. Refused: a duplicate id, or limits
+  // that cannot be enforced here (e.g. a CPU limit without cgroups).
+  engine::Result<void> add(Manifest manifest);
+  // Starts every instance that is not running (CREATED, TERMINATED, CRASHED or FAILED; a
+  // restart by hand also resets the restart series and intensity window).
+  engine::Result<void> start(std::string_view extension);
+  engine::Result<void> stop(std::string_view extension);
+  // Stops (if running), then starts again.
+  engine::Result<void> restart(std::string_view extension);
+  // Stops and forgets it (its cgroups are removed).
+  engine::Result<void> remove(std::string_view extension);
+
+  std::vector<ExtensionFigures> figures() const;
+  std::optional<ExtensionFigures> figures(std::string_view extension, int instance = 0) const;
+
+  struct Impl;
+
+ private:
+  explicit Supervisor(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace symphony::supervisor

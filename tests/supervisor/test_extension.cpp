@@ -1,0 +1,207 @@
+// A real extension process for the supervisor tests. It records what it was given at the very
+// start of main (open fds, signal mask and dispositions, process group, parent-death signal,
+// cgroups), connects from the environment, says it is ready, and then misbehaves as asked:
+//
+//   --no-ready            never sends the ready event
+//   --exit-after-ms N     exits with --exit-code (default 3) N ms after ready
+//   --hog-mib N           after ready, allocates and touches N MiB, 8 MiB at a time
+//   --burn-cpu            after ready, spins on one core forever
+//   --ignore-term         ignores SIGTERM (the supervisor must escalate to SIGKILL)
+//   --grandchild          forks a child that calls setsid (escaping the process group) and sleeps
+//   --print-lines N       prints N numbered lines of 100 bytes at start (log bounds)
+//
+// Requests: "inspect" answers with what it recorded; anything else is echoed. The stop command
+// makes it exit 0.
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "symphony/controlplane/extension.hpp"
+#include "symphony/supervisor/lifecycle.hpp"
+
+namespace {
+
+using symphony::controlplane::JsonObject;
+using symphony::controlplane::json_quote;
+
+std::string open_fds_json() {
+  std::string list = "[";
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return "[]";
+  const int own = ::dirfd(dir);
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    const int fd = std::atoi(entry->d_name);
+    if (fd == own) continue;
+    char target[256] = {};
+    const std::string link = "/proc/self/fd/" + std::string(entry->d_name);
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (list.size() > 1) list += ",";
+    list += JsonObject().add("fd", fd).add("target", n > 0 ? target : "?").str();
+  }
+  ::closedir(dir);
+  return list + "]";
+}
+
+std::string cgroups_json() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  JsonObject groups;
+  while (std::getline(in, line)) {
+    const auto first = line.find(':');
+    const auto second = line.find(':', first + 1);
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    if (controllers == "memory" || controllers == "cpu" || controllers.empty()) {
+      groups.add(controllers.empty() ? "unified" : controllers, line.substr(second + 1));
+    }
+  }
+  return groups.str();
+}
+
+// Recorded first thing in main, before this process opens anything itself.
+std::string record_start() {
+  sigset_t blocked;
+  ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
+  int blocked_count = 0;
+  int ignored_count = 0;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sigismember(&blocked, sig) == 1) ++blocked_count;
+    struct sigaction action {};
+    if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) ++ignored_count;
+  }
+  int deathsig = 0;
+  ::prctl(PR_GET_PDEATHSIG, &deathsig);
+  return JsonObject()
+      .add("pid", static_cast<std::int64_t>(::getpid()))
+      .add("pgid", static_cast<std::int64_t>(::getpgid(0)))
+      .add("ppid", static_cast<std::int64_t>(::getppid()))
+      .add("pdeathsig", deathsig)
+      .add("blocked_signals", blocked_count)
+      .add("ignored_signals", ignored_count)
+      .add_raw("fds", open_fds_json())
+      .add_raw("cgroups", cgroups_json())
+      .str();
+}
+
+long arg_value(int argc, char** argv, const char* name, long fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return std::strtol(argv[i + 1], nullptr, 10);
+  }
+  return fallback;
+}
+
+bool has_flag(int argc, char** argv, const char* name) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string at_start = record_start();
+  using namespace symphony::controlplane;
+  if (has_flag(argc, argv, "--ignore-term")) ::signal(SIGTERM, SIG_IGN);
+  const long lines = arg_value(argc, argv, "--print-lines", 0);
+  for (long i = 0; i < lines; ++i) {
+    std::printf("line %08ld %s\n", i, std::string(84, 'x').c_str());
+  }
+  std::fflush(stdout);
+  pid_t grandchild = 0;
+  if (has_flag(argc, argv, "--grandchild")) {
+    grandchild = ::fork();
+    if (grandchild == 0) {
+      ::setsid();  // out of the process group: only the cgroup still holds it
+      for (;;) ::pause();
+    }
+  }
+
+  auto options = ExtensionOptions::from_environment();
+  if (!options) {
+    std::fprintf(stderr, "test-extension: %s\n", options.error().message.c_str());
+    return 2;
+  }
+  std::atomic<bool> stop{false};
+  ExtensionHandlers handlers;
+  const std::string inspect = JsonObject()
+                                  .add_raw("start", at_start)
+                                  .add("generation", options->generation)
+                                  .add("instance", options->instance)
+                                  .add("bus", options->bus)
+                                  .add("grandchild", static_cast<std::int64_t>(grandchild))
+                                  .str();
+  handlers.on_request = [&](const std::string& method, const std::string& payload)
+      -> symphony::engine::Result<std::string> {
+    return method == "inspect" ? inspect : payload;
+  };
+  handlers.on_command = [&](const std::string& command,
+                            const std::string&) -> symphony::engine::Result<void> {
+    if (command == "stop") stop.store(true);
+    return {};
+  };
+  auto channel = ExtensionChannel::connect(*options, handlers);
+  if (!channel) {
+    std::fprintf(stderr, "test-extension: %s\n", channel.error().message.c_str());
+    return 3;
+  }
+  if (!(*channel)->wait_ready(std::chrono::seconds(30))) {
+    std::fprintf(stderr, "test-extension: no welcome from the host\n");
+    return 4;
+  }
+  if (!has_flag(argc, argv, "--no-ready")) {
+    (*channel)->send_event(symphony::supervisor::kReadyEvent,
+                           JsonObject().add("generation", options->generation).str());
+  }
+  std::printf("test-extension %s/%d generation %llu ready\n", options->extension.c_str(),
+              options->instance, static_cast<unsigned long long>(options->generation));
+  std::fflush(stdout);
+
+  const long exit_after = arg_value(argc, argv, "--exit-after-ms", -1);
+  const long hog_mib = arg_value(argc, argv, "--hog-mib", 0);
+  std::vector<char*> hog;
+  if (has_flag(argc, argv, "--burn-cpu")) {
+    std::thread([] {
+      volatile std::uint64_t x = 0;
+      for (;;) x = x + 1;
+    }).detach();
+  }
+  const auto ready_at = std::chrono::steady_clock::now();
+  long hogged = 0;
+  while (!stop.load()) {
+    if (exit_after >= 0 &&
+        std::chrono::steady_clock::now() - ready_at >= std::chrono::milliseconds(exit_after)) {
+      std::fprintf(stderr, "test-extension: exiting as asked\n");
+      return static_cast<int>(arg_value(argc, argv, "--exit-code", 3));
+    }
+    if (hogged < hog_mib) {
+      char* block = static_cast<char*>(std::malloc(8 << 20));
+      if (block == nullptr) {
+        std::fprintf(stderr, "test-extension: malloc failed after %ld MiB\n", hogged);
+        return 5;
+      }
+      std::memset(block, 1, 8 << 20);  // touched: charged to our memory cgroup
+      hog.push_back(block);
+      hogged += 8;
+      std::printf("hogged %ld MiB\n", hogged);
+      std::fflush(stdout);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Let the ack of the stop command go out before the channel closes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (char* block : hog) std::free(block);
+  return 0;
+}
