@@ -129,11 +129,11 @@ class BoostSession final : public Session {
         }
         case Role::producer: {
           BoostSender<N> tx(queue(0), side);
-          return throughput_producer(tx, side);
+          return run_sender_side(tx, side);
         }
         case Role::consumer: {
           BoostReceiver<N> rx(queue(0));
-          return throughput_consumer(rx, side);
+          return run_receiver_side(rx, side);
         }
       }
       SideReport report;
@@ -178,12 +178,22 @@ engine::Result<std::unique_ptr<Session>> prepare_any(const MeasureSpec& spec,
 class BoostTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return "boost-spsc"; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "the peer: boost::lockfree::spsc_queue<std::array<std::byte, N>, capacity<K>> "
            "placed in a shm segment; push copies the message in, front()/pop() read it in "
            "place; busy only (no wake-up of its own); payloads: powers of two from 8 B to "
            "1 MiB only (one instantiation each)";
   }
+  std::string_view description() const noexcept override {
+    return "Peer: boost::lockfree::spsc_queue<std::array<std::byte, N>, capacity<K>> "
+           "placement-new'd in a named shm segment (only the compile-time-capacity form can live "
+           "in shared memory), one queue per direction, K = 64 KiB / N elements (at least 4). "
+           "The sender writes the payload into a staging array and push() copies it into the "
+           "queue; the receiver reads it in place through front() and pop()s it. Busy only: it "
+           "has no wake-up of its own. Payloads are powers of two from 8 B to 1 MiB (one "
+           "template instantiation each).";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.mode != Mode::busy) return "boost::lockfree::spsc_queue has no wake-up of its own";
     if (spec.batch != 1) return "each element is pushed on its own (no batching)";

@@ -1,8 +1,10 @@
 // control-rr: our control plane's request/reply (controlplane::ControlHost::request to an
 // ExtensionChannel that echoes), over ipc://, as a host uses it: asynchronously, the reply's
 // callback sending the next request from the host's I/O thread. The payload is written (hex, in
-// a JSON string) before each request and compared whole with the reply. Ping-pong only, and
-// only in blocking mode: both I/O threads always wait in zmq_poll.
+// a JSON string) before each request and compared whole with the reply; both are timed as the
+// touch and kept out of the latency (the extension's echo is the control plane's own work: it
+// parses and copies the JSON). Ping-pong only, and only in blocking mode: both I/O threads
+// always wait in zmq_poll, and a busy mode would need a polling I/O loop in the control plane.
 
 #include <unistd.h>
 
@@ -77,7 +79,7 @@ class ControlSession final : public Session {
     const TickClock& clock = *side.clock;
     const PayloadPattern pattern(spec.payload);
     std::vector<std::byte> scratch(spec.payload);
-    engine::LatencyHistogram histogram;
+    LatencyRecorder recorder;
     std::mutex mutex;
     std::condition_variable finished;
     bool done = false;
@@ -95,10 +97,11 @@ class ControlSession final : public Session {
     std::function<void()> send_next;
     send_next = [&] {
       ++sequence;
+      const std::uint64_t write_start = clock.now();
       auto payload = std::make_shared<std::string>(hex_payload(pattern, sequence, scratch));
       const std::uint64_t sent = clock.now();
       (*host)->request(route, "echo", *payload, timeout,
-                       [&, payload, sent](engine::Result<std::string> reply) {
+                       [&, payload, sent, write_start](engine::Result<std::string> reply) {
                          const std::uint64_t received = clock.now();
                          std::string why;
                          if (!reply) {
@@ -106,8 +109,13 @@ class ControlSession final : public Session {
                          } else if (*reply != *payload) {
                            why = "the reply is not the request's echo";
                          }
+                         const std::uint64_t read_end = clock.now();
                          if (why.empty() && measuring) {
-                           histogram.record(clock.to_ns(received - sent));
+                           // One way: half the round trip; touch: the hex write and the compare,
+                           // halved like the round trip (one write and one read per message).
+                           recorder.record(
+                               clock.to_ns(received - sent) / 2,
+                               clock.to_ns((sent - write_start) + (read_end - received)) / 2);
                            ++measured;
                          }
                          if (why.empty() && !measuring && sequence >= kMinWarmupRoundTrips &&
@@ -146,7 +154,7 @@ class ControlSession final : public Session {
     }
     noise.stop(report);
     (*host)->request(route, "stop", "null", 1s).wait();
-    return report_round_trips(report, histogram);
+    return recorder.report(report, *side.control);
   }
 
   SideReport run_extension(const SideContext& side) {
@@ -158,12 +166,20 @@ class ControlSession final : public Session {
     options.generation = registration_.generation;
     options.token = registration_.token;
     options.control_endpoint = control_;
-    std::atomic<bool> stop{false};
+    // The main thread sleeps until "stop" arrives: a polling loop here woke up on the
+    // extension's core 1000 times a second and showed up in the I/O thread's latency.
+    std::mutex stop_mutex;
+    std::condition_variable stop_requested;
+    bool stop = false;
     std::atomic<std::uint64_t> served{0};
     controlplane::ExtensionHandlers handlers;
     handlers.on_request = [&](const std::string& method,
                               const std::string& payload) -> engine::Result<std::string> {
-      if (method == "stop") stop.store(true);
+      if (method == "stop") {
+        std::lock_guard lock(stop_mutex);
+        stop = true;
+        stop_requested.notify_all();
+      }
       served.fetch_add(1, std::memory_order_relaxed);
       return payload;  // read whole (it was parsed and copied) and sent back
     };
@@ -172,9 +188,11 @@ class ControlSession final : public Session {
     if (!arrive_and_wait(side, report)) return report;
     NoiseMeter noise;
     noise.start();
-    while (!stop.load()) {
-      if (SteadyClock::now() >= side.deadline) return fail(report, "never told to stop");
-      std::this_thread::sleep_for(1ms);
+    {
+      std::unique_lock lock(stop_mutex);
+      if (!stop_requested.wait_until(lock, side.deadline, [&] { return stop; })) {
+        return fail(report, "never told to stop");
+      }
     }
     noise.stop(report);
     report.messages = served.load();
@@ -191,13 +209,26 @@ class ControlSession final : public Session {
 class ControlRrTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return "control-rr"; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "ours: controlplane::ControlHost::request to an ExtensionChannel (JSON envelope, "
            "ZeroMQ ROUTER/DEALER over ipc://); ping-pong in blocking mode only, <= 64 KiB";
   }
+  std::string_view description() const noexcept override {
+    return "Ours: the control plane's request/reply, controlplane::ControlHost::request to an "
+           "ExtensionChannel that echoes, over ZeroMQ ROUTER/DEALER on ipc:// with a JSON "
+           "envelope, as a host uses it: each reply's callback sends the next request on the "
+           "host's I/O thread. The payload travels as hex in a JSON string: the sender writes "
+           "it (hex-encodes) and compares the reply with it; the extension parses and copies "
+           "it back. Ping-pong, blocking only (the I/O threads always wait in zmq_poll), at most "
+           "64 KiB per message.";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.pattern != Pattern::pingpong) return "request/reply: ping-pong only";
-    if (spec.mode != Mode::blocking) return "its I/O threads always wait in zmq_poll (blocking)";
+    if (spec.mode != Mode::blocking) {
+      return "blocking only: the control plane's I/O threads always wait in zmq_poll (a busy "
+             "mode would need a polling I/O loop in controlplane/)";
+    }
     if (spec.payload > 64 * 1024) return "control messages carry at most 64 KiB (use a handoff)";
     return {};
   }

@@ -6,8 +6,13 @@
 //
 // Every message is written before it is sent and read after it is received (the sequence number
 // first, a fixed pattern, the sequence number again at the end; the reader checks all three), as
-// an application would. The initiator's stamps sit between the two: taken after the ping is
-// written, and after the pong has arrived but before it is read.
+// an application would. Latency stamps sit between the two: taken after the message is written,
+// and after it has arrived but before it is read. The writing and reading ("touch") are timed
+// too and reported on their own, so that a transport that copies (inside its send) and one that
+// lends its memory (the caller writes in place) are compared on the same terms. In a ping-pong
+// the echoer's touch (reading the ping, writing the pong) lies inside the round trip: it times it
+// and leaves it in ControlBlock::echo after publishing the pong (off the critical path), and the
+// initiator takes it out of that round trip.
 //
 // Busy mode polls the endpoint's try_* call in a loop; blocking mode calls its wait_* call, which
 // uses the transport's own wake-up. With more busy processes than cores, polling yields the core
@@ -19,8 +24,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <thread>
 #include <atomic>
+#include <cmath>
+#include <thread>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -85,6 +91,12 @@ inline constexpr auto kSettleQuiet = std::chrono::milliseconds(200);
 inline constexpr std::uint64_t kWarmupNs = 20'000'000;
 inline constexpr std::uint64_t kMaxWarmupRoundTrips = 20'000;
 inline constexpr std::uint64_t kMinWarmupRoundTrips = 16;
+// Large payloads take milliseconds per message: fewer warm-up round trips are enough (the first
+// already faults every page in).
+inline constexpr std::size_t kLargePayload = std::size_t{1} << 20;
+inline std::uint64_t min_warmup_round_trips(std::size_t payload) noexcept {
+  return payload >= kLargePayload ? 2 : kMinWarmupRoundTrips;
+}
 // The sequence number of the ping that tells the echoer to stop.
 inline constexpr std::uint64_t kStopSequence = ~std::uint64_t{0};
 // Throughput: a message's sequence word is (producer index << kProducerShift) | count.
@@ -319,20 +331,108 @@ SideReport guarded(Body&& body) noexcept {
 
 // ---- ping-pong --------------------------------------------------------------------------------
 
-// A ping-pong initiator's successful report: its round trips' percentiles.
-inline SideReport& report_round_trips(SideReport& report,
-                                      const engine::LatencyHistogram& histogram) noexcept {
-  const engine::LatencySummary summary = histogram.summarize();
-  report.messages = summary.count;
-  report.rtt_p50 = summary.p50;
-  report.rtt_p90 = summary.p90;
-  report.rtt_p99 = summary.p99;
-  report.rtt_p999 = summary.p999;
-  report.rtt_max = summary.max;
-  report.rtt_min = histogram.min();
-  report.rtt_mean = summary.mean;
-  report.ok = 1;
-  return report;
+// One-way latencies and touch times of the timed side, and what its report and .hgrm file need.
+class LatencyRecorder {
+ public:
+  void record(std::uint64_t latency_ns, std::uint64_t touch_ns) noexcept {
+    latency_.record(latency_ns);
+    touch_.record(touch_ns);
+    const auto value = static_cast<double>(latency_ns);
+    sum_squares_ += value * value;
+  }
+  std::uint64_t count() const noexcept { return latency_.count(); }
+
+  // Fills the report's percentiles and writes the percentile distribution for the parent.
+  SideReport& report(SideReport& report, ControlBlock& control) const noexcept {
+    const engine::LatencySummary summary = latency_.summarize();
+    report.messages = summary.count;
+    report.p50 = summary.p50;
+    report.p90 = summary.p90;
+    report.p99 = summary.p99;
+    report.p999 = summary.p999;
+    report.p9999 = latency_.percentile(99.99);
+    report.max = summary.max;
+    report.min = latency_.min();
+    report.mean = summary.mean;
+    report.touch_p50 = touch_.percentile(50);
+    report.has_latency = true;
+    write_distribution(control.distribution);
+    report.ok = 1;
+    return report;
+  }
+
+ private:
+  // HdrHistogram's outputPercentileDistribution rows: 5 ticks per halving of the distance to
+  // 100%, up to the level beyond which only the maximum is left, then 100%.
+  void write_distribution(Distribution& out) const noexcept {
+    constexpr double kTicksPerHalfDistance = 5;
+    const std::uint64_t count = latency_.count();
+    out.rows = 0;
+    out.count = count;
+    out.max_ns = latency_.max();
+    out.mean_ns = latency_.mean();
+    const double n = static_cast<double>(count);
+    const double variance =
+        count == 0 ? 0 : std::max(0.0, sum_squares_ / n - out.mean_ns * out.mean_ns);
+    out.stddev_ns = std::sqrt(variance);
+    if (count == 0) return;
+    double level = 0;  // percent
+    for (;;) {
+      const bool last = level >= 100 || out.rows + 1 == kMaxDistributionRows;
+      if (last) level = 100;
+      DistributionRow& row = out.row[out.rows++];
+      row.percentile = level / 100;
+      row.value_ns = latency_.percentile(level);
+      row.total_count = std::min<std::uint64_t>(
+          count, std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(level / 100 * n))));
+      if (last) return;
+      const double halvings = std::floor(std::log2(100 / (100 - level))) + 1;
+      level += 100 / (kTicksPerHalfDistance * std::exp2(halvings));
+      // Less than one sample left above: the rest is the maximum.
+      if ((100 - level) / 100 * n < 1) level = 100;
+    }
+  }
+
+  engine::LatencyHistogram latency_;
+  engine::LatencyHistogram touch_;
+  double sum_squares_ = 0;
+};
+
+// A stamp left for another side: the fields first, the sequence last (release), so that a reader
+// that sees the sequence sees the fields.
+inline void leave_stamp(StampSlot& slot, std::uint64_t sequence, std::uint64_t sent,
+                        std::uint64_t received, std::uint64_t touch) noexcept {
+  std::atomic_ref<std::uint64_t>(slot.sent).store(sent, std::memory_order_relaxed);
+  std::atomic_ref<std::uint64_t>(slot.received).store(received, std::memory_order_relaxed);
+  std::atomic_ref<std::uint64_t>(slot.touch).store(touch, std::memory_order_relaxed);
+  std::atomic_ref<std::uint64_t>(slot.sequence).store(sequence, std::memory_order_release);
+}
+
+// Waits (spinning, yielding when oversubscribed) until `slot` carries `sequence`; false past the
+// side's deadline. Used after the latency stamp is taken: never inside a measured interval.
+inline bool await_stamp(const StampSlot& slot, std::uint64_t sequence, const SideContext& side,
+                        StampSlot& out) noexcept {
+  std::atomic_ref<std::uint64_t> published(const_cast<std::uint64_t&>(slot.sequence));
+  for (std::uint32_t polls = 1; published.load(std::memory_order_acquire) != sequence; ++polls) {
+    if (side.yield && polls > kSpinsBeforeYield) {
+      ::sched_yield();
+    } else {
+      engine::cpu_relax();
+    }
+    if ((polls & kDeadlineCheckMask) == 0 && SteadyClock::now() >= side.deadline) return false;
+  }
+  out.sequence = sequence;
+  out.sent = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(slot.sent))
+                 .load(std::memory_order_relaxed);
+  out.received = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(slot.received))
+                     .load(std::memory_order_relaxed);
+  out.touch = std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(slot.touch))
+                  .load(std::memory_order_relaxed);
+  return true;
+}
+
+inline std::uint64_t ticks_between(std::uint64_t from, std::uint64_t to) noexcept {
+  return to > from ? to - from : 0;  // across cores the TSCs may disagree by a few ticks
 }
 
 template <Sender Tx, Receiver Rx>
@@ -341,19 +441,21 @@ SideReport pingpong_initiator(Tx& tx, Rx& rx, const SideContext& side) {
   const MeasureSpec& spec = *side.spec;
   const TickClock& clock = *side.clock;
   const PayloadPattern pattern(spec.payload);
-  engine::LatencyHistogram histogram;
+  LatencyRecorder recorder;
   std::uint64_t sequence = 0;
   std::span<std::byte> out;
   std::span<const std::byte> in;
+  StampSlot echo{};
 
-  // One ping and its pong; the round trip in ticks, or nullopt with `report` failed.
-  const auto round_trip = [&]() -> std::optional<std::uint64_t> {
+  // One ping and its pong, recorded when `record`; false with `report` failed.
+  const auto round_trip = [&](bool record) -> bool {
     ++sequence;
     Poll poll = wait_loan(tx, spec.payload, out, side);
     if (poll != Poll::ready) {
       fail_wait(report, poll, tx, "loan ping", sequence, side);
-      return std::nullopt;
+      return false;
     }
+    const std::uint64_t write_start = clock.now();
     pattern.write(out, sequence);
     const std::uint64_t sent = clock.now();
     tx.publish();
@@ -361,24 +463,36 @@ SideReport pingpong_initiator(Tx& tx, Rx& rx, const SideContext& side) {
     const std::uint64_t received = clock.now();
     if (poll != Poll::ready) {
       fail_wait(report, poll, rx, "receive pong", sequence, side);
-      return std::nullopt;
+      return false;
     }
     if (!pattern.check(in, sequence, report.payload_checksum)) {
       fail(report, "pong %llu is not the ping's echo (sequence %llu, %zu bytes)",
            static_cast<unsigned long long>(sequence),
            static_cast<unsigned long long>(PayloadPattern::sequence(in)), in.size());
-      return std::nullopt;
+      return false;
     }
+    const std::uint64_t read_end = clock.now();
     rx.release();
-    return received - sent;
+    if (!await_stamp(side.control->echo, sequence, side, echo)) {
+      fail(report, "the echoer never stamped pong %llu", static_cast<unsigned long long>(sequence));
+      return false;
+    }
+    if (record) {
+      // The round trip without the echoer's touch, halved; the touch of one message each way.
+      const std::uint64_t round_trip_ticks = ticks_between(echo.touch, received - sent);
+      const std::uint64_t touch_ticks = (sent - write_start) + (read_end - received) + echo.touch;
+      recorder.record(clock.to_ns(round_trip_ticks) / 2, clock.to_ns(touch_ticks) / 2);
+    }
+    return true;
   };
 
   if (!arrive_and_wait(side, report)) return report;
 
   const std::uint64_t warmup_end = clock.now() + clock.from_ns(kWarmupNs);
+  const std::uint64_t min_warmup = min_warmup_round_trips(spec.payload);
   for (std::uint64_t i = 0; i < kMaxWarmupRoundTrips; ++i) {
-    if (i >= kMinWarmupRoundTrips && clock.now() >= warmup_end) break;
-    if (!round_trip()) return report;
+    if (i >= min_warmup && clock.now() >= warmup_end) break;
+    if (!round_trip(false)) return report;
   }
 
   NoiseMeter noise;
@@ -387,9 +501,7 @@ SideReport pingpong_initiator(Tx& tx, Rx& rx, const SideContext& side) {
       clock.now() + clock.from_ns(static_cast<std::uint64_t>(spec.seconds * 1e9));
   for (std::uint64_t i = 0;; ++i) {
     if (spec.messages != 0 ? i == spec.messages : clock.now() >= run_end) break;
-    const auto ticks = round_trip();
-    if (!ticks) return report;
-    histogram.record(clock.to_ns(*ticks));
+    if (!round_trip(true)) return report;
   }
   noise.stop(report);
 
@@ -399,13 +511,14 @@ SideReport pingpong_initiator(Tx& tx, Rx& rx, const SideContext& side) {
   pattern.write(out, kStopSequence);
   tx.publish();
 
-  return report_round_trips(report, histogram);
+  return recorder.report(report, *side.control);
 }
 
 template <Sender Tx, Receiver Rx>
 SideReport pingpong_echoer(Tx& tx, Rx& rx, const SideContext& side) {
   SideReport report;
   const MeasureSpec& spec = *side.spec;
+  const TickClock& clock = *side.clock;
   const PayloadPattern pattern(spec.payload);
   std::span<std::byte> out;
   std::span<const std::byte> in;
@@ -415,6 +528,7 @@ SideReport pingpong_echoer(Tx& tx, Rx& rx, const SideContext& side) {
   for (std::uint64_t expected = 1;; ++expected) {
     Poll poll = wait_receive(rx, in, side);
     if (poll != Poll::ready) return fail_wait(report, poll, rx, "receive ping", expected, side);
+    const std::uint64_t read_start = clock.now();
     const std::uint64_t sequence = PayloadPattern::sequence(in);
     if (sequence == kStopSequence) {
       rx.release();
@@ -425,10 +539,16 @@ SideReport pingpong_echoer(Tx& tx, Rx& rx, const SideContext& side) {
                   static_cast<unsigned long long>(expected),
                   static_cast<unsigned long long>(sequence), in.size());
     }
+    const std::uint64_t read_end = clock.now();
     poll = wait_loan(tx, spec.payload, out, side);
     if (poll != Poll::ready) return fail_wait(report, poll, tx, "loan pong", expected, side);
+    const std::uint64_t write_start = clock.now();
     pattern.write(out, sequence);
+    const std::uint64_t write_end = clock.now();
     tx.publish();
+    // After the publish: the stamp's cache line never delays the pong.
+    leave_stamp(side.control->echo, sequence, 0, 0,
+                (read_end - read_start) + (write_end - write_start));
     // Released after the pong is on its way: the initiator is not kept waiting for it.
     rx.release();
     ++report.messages;
@@ -610,6 +730,266 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
       .fetch_add(1, std::memory_order_acq_rel);
   report.ok = 1;
   return report;
+}
+
+// ---- fan-out ----------------------------------------------------------------------------------
+
+// One publisher, N subscribers (consumers), each its own process. Two phases:
+//  latency    lock-step: one message, then the publisher waits until every subscriber has
+//             stamped its receive (ControlBlock::subscriber); latency = the last receive - the
+//             publish (stamps on two cores: the TSC is invariant and synchronised on this kind
+//             of machine; steady_clock otherwise), touch = the write + that subscriber's read;
+//  streaming  as fast as the slowest subscriber takes (block subscribers): messages/s from the
+//             first publish to the last subscriber's last receive.
+// A stop message (kStopSequence) ends the subscribers.
+template <Sender Tx>
+SideReport fanout_publisher(Tx& tx, const SideContext& side) {
+  SideReport report;
+  const MeasureSpec& spec = *side.spec;
+  const TickClock& clock = *side.clock;
+  const PayloadPattern pattern(spec.payload);
+  const unsigned subscribers = spec.consumers;
+  LatencyRecorder recorder;
+  std::span<std::byte> out;
+  std::uint64_t sequence = 0;
+  StampSlot stamp{};
+
+  const auto send = [&](std::uint64_t value, std::uint64_t& write_start) -> bool {
+    const Poll poll = wait_loan(tx, spec.payload, out, side);
+    if (poll != Poll::ready) {
+      fail_wait(report, poll, tx, "loan", sequence, side);
+      return false;
+    }
+    write_start = clock.now();
+    pattern.write(out, value);
+    return true;
+  };
+  const auto one_to_all = [&](bool record) -> bool {
+    ++sequence;
+    std::uint64_t write_start = 0;
+    if (!send(sequence, write_start)) return false;
+    const std::uint64_t sent = clock.now();
+    tx.publish();
+    std::uint64_t last_received = sent;
+    std::uint64_t last_touch = 0;
+    for (unsigned i = 0; i < subscribers; ++i) {
+      if (!await_stamp(side.control->subscriber[i], sequence, side, stamp)) {
+        fail(report, "subscriber %u never received message %llu", i,
+             static_cast<unsigned long long>(sequence));
+        return false;
+      }
+      if (stamp.received >= last_received) {
+        last_received = stamp.received;
+        last_touch = stamp.touch;
+      }
+    }
+    if (record) {
+      recorder.record(clock.to_ns(last_received - sent),
+                      clock.to_ns((sent - write_start) + last_touch));
+    }
+    return true;
+  };
+
+  if (!arrive_and_wait(side, report)) return report;
+  const std::uint64_t warmup_end = clock.now() + clock.from_ns(kWarmupNs);
+  for (std::uint64_t i = 0; i < kMaxWarmupRoundTrips; ++i) {
+    if (i >= min_warmup_round_trips(spec.payload) && clock.now() >= warmup_end) break;
+    if (!one_to_all(false)) return report;
+  }
+  NoiseMeter noise;
+  noise.start();
+  std::uint64_t run_end = clock.now() + clock.from_ns(static_cast<std::uint64_t>(spec.seconds * 1e9));
+  for (std::uint64_t i = 0;; ++i) {
+    if (spec.messages != 0 ? i == spec.messages : clock.now() >= run_end) break;
+    if (!one_to_all(true)) return report;
+  }
+
+  // Streaming: the same number of messages as the latency phase took, or as many as fit the
+  // same time.
+  const std::uint64_t latency_samples = recorder.count();
+  report.first_ns = static_cast<std::int64_t>(TickClock::steady_ns());
+  run_end = clock.now() + clock.from_ns(static_cast<std::uint64_t>(spec.seconds * 1e9));
+  std::uint64_t streamed = 0;
+  for (;;) {
+    if (spec.messages != 0 ? streamed == spec.messages
+                           : ((streamed & 63) == 0 && clock.now() >= run_end)) {
+      break;
+    }
+    ++sequence;
+    std::uint64_t write_start = 0;
+    if (!send(sequence, write_start)) return report;
+    tx.publish();
+    ++streamed;
+  }
+  std::uint64_t write_start = 0;
+  if (!send(kStopSequence, write_start)) return report;
+  tx.publish();
+  noise.stop(report);
+  recorder.report(report, *side.control);
+  report.messages = latency_samples;
+  report.streamed = streamed;
+  return report;
+}
+
+template <Receiver Rx>
+SideReport fanout_subscriber(Rx& rx, const SideContext& side) {
+  SideReport report;
+  const MeasureSpec& spec = *side.spec;
+  const TickClock& clock = *side.clock;
+  const PayloadPattern pattern(spec.payload);
+  std::span<const std::byte> in;
+  StampSlot& mine = side.control->subscriber[side.index];
+  if (!arrive_and_wait(side, report)) return report;
+  NoiseMeter noise;
+  noise.start();
+  for (std::uint64_t expected = 1;; ++expected) {
+    const Poll poll = wait_receive(rx, in, side);
+    if (poll != Poll::ready) return fail_wait(report, poll, rx, "receive", expected, side);
+    const std::uint64_t received = clock.now();
+    const std::uint64_t sequence = PayloadPattern::sequence(in);
+    if (sequence == kStopSequence) {
+      rx.release();
+      break;
+    }
+    if (!pattern.check(in, expected, report.payload_checksum)) {
+      return fail(report, "message %llu is wrong (sequence %llu, %zu bytes)",
+                  static_cast<unsigned long long>(expected),
+                  static_cast<unsigned long long>(sequence), in.size());
+    }
+    const std::uint64_t read_end = clock.now();
+    rx.release();
+    leave_stamp(mine, sequence, 0, received, read_end - received);
+    report.last_ns = static_cast<std::int64_t>(TickClock::steady_ns());
+    ++report.messages;
+    maybe_inject_fault(side, report.messages);
+  }
+  noise.stop(report);
+  report.ok = 1;
+  return report;
+}
+
+// ---- open loop --------------------------------------------------------------------------------
+
+// The sender schedules message k at start + k / rate and sends it then (spinning on the clock in
+// both modes: the mode is how the receiver waits), however late the previous send made it; the
+// receiver's latency runs from that intended time (plus the time the write took), so a stall
+// shows in every message it delayed (no coordinated omission, as wrk2 measures). Stamps travel
+// in ControlBlock::stamps, left after the publish.
+inline std::uint64_t openloop_warmup_messages(const MeasureSpec& spec) noexcept {
+  return std::max<std::uint64_t>(kMinWarmupRoundTrips,
+                                 static_cast<std::uint64_t>(spec.rate * kWarmupNs / 1e9));
+}
+
+template <Sender Tx>
+SideReport openloop_sender(Tx& tx, const SideContext& side) {
+  SideReport report;
+  const MeasureSpec& spec = *side.spec;
+  const TickClock& clock = *side.clock;
+  const PayloadPattern pattern(spec.payload);
+  const std::uint64_t warmup = openloop_warmup_messages(spec);
+  const std::uint64_t measured =
+      spec.messages != 0 ? spec.messages
+                         : std::max<std::uint64_t>(1, static_cast<std::uint64_t>(spec.rate * spec.seconds));
+  const double interval = clock.ticks_per_ns() * 1e9 / spec.rate;
+  std::span<std::byte> out;
+  if (!arrive_and_wait(side, report)) return report;
+  NoiseMeter noise;
+  noise.start();
+  const std::uint64_t start = clock.now();
+  for (std::uint64_t k = 1; k <= warmup + measured; ++k) {
+    const std::uint64_t intended = start + static_cast<std::uint64_t>(static_cast<double>(k - 1) * interval);
+    for (std::uint32_t polls = 1; clock.now() < intended; ++polls) {
+      engine::cpu_relax();
+      if ((polls & kDeadlineCheckMask) == 0 && SteadyClock::now() >= side.deadline) {
+        return fail_wait(report, Poll::timed_out, tx, "send", k, side);
+      }
+    }
+    const Poll poll = wait_loan(tx, spec.payload, out, side);
+    if (poll != Poll::ready) return fail_wait(report, poll, tx, "loan", k, side);
+    const std::uint64_t write_start = clock.now();
+    pattern.write(out, k);
+    const std::uint64_t write_ticks = clock.now() - write_start;
+    tx.publish();
+    leave_stamp(side.control->stamps[k % kStampSlots], k, intended + write_ticks, 0, write_ticks);
+  }
+  const Poll poll = wait_loan(tx, spec.payload, out, side);
+  if (poll != Poll::ready) return fail_wait(report, poll, tx, "loan the stop", 0, side);
+  pattern.write(out, kStopSequence);
+  tx.publish();
+  noise.stop(report);
+  report.messages = warmup + measured;
+  report.ok = 1;
+  return report;
+}
+
+template <Receiver Rx>
+SideReport openloop_receiver(Rx& rx, const SideContext& side) {
+  SideReport report;
+  const MeasureSpec& spec = *side.spec;
+  const TickClock& clock = *side.clock;
+  const PayloadPattern pattern(spec.payload);
+  const std::uint64_t warmup = openloop_warmup_messages(spec);
+  LatencyRecorder recorder;
+  std::span<const std::byte> in;
+  StampSlot stamp{};
+  std::uint64_t checksum = 0;
+  if (!arrive_and_wait(side, report)) return report;
+  NoiseMeter noise;
+  noise.start();
+  for (std::uint64_t expected = 1;; ++expected) {
+    const Poll poll = wait_receive(rx, in, side);
+    if (poll != Poll::ready) return fail_wait(report, poll, rx, "receive", expected, side);
+    const std::uint64_t received = clock.now();
+    const std::uint64_t sequence = PayloadPattern::sequence(in);
+    if (sequence == kStopSequence) {
+      rx.release();
+      break;
+    }
+    if (!pattern.check(in, expected, checksum)) {
+      return fail(report, "message %llu is wrong (sequence %llu, %zu bytes)",
+                  static_cast<unsigned long long>(expected),
+                  static_cast<unsigned long long>(sequence), in.size());
+    }
+    const std::uint64_t read_end = clock.now();
+    rx.release();
+    if (!await_stamp(side.control->stamps[sequence % kStampSlots], sequence, side, stamp)) {
+      return fail(report, "no stamp for message %llu (the sender ran more than %zu messages ahead?)",
+                  static_cast<unsigned long long>(sequence), kStampSlots);
+    }
+    if (sequence == warmup + 1) report.first_ns = static_cast<std::int64_t>(TickClock::steady_ns());
+    if (sequence > warmup) {
+      recorder.record(clock.to_ns(ticks_between(stamp.sent, received)),
+                      clock.to_ns(stamp.touch + (read_end - received)));
+      report.last_ns = static_cast<std::int64_t>(TickClock::steady_ns());
+    }
+  }
+  noise.stop(report);
+  recorder.report(report, *side.control);
+  report.payload_checksum = checksum;
+  std::atomic_ref<std::uint32_t>(side.control->consumers_done)
+      .fetch_add(1, std::memory_order_acq_rel);
+  return report;
+}
+
+// ---- one-way roles ----------------------------------------------------------------------------
+
+// A producer or consumer side, whatever the one-way pattern: what a transport's run_side calls.
+template <Sender Tx>
+SideReport run_sender_side(Tx& tx, const SideContext& side) {
+  switch (side.spec->pattern) {
+    case Pattern::fanout: return fanout_publisher(tx, side);
+    case Pattern::openloop: return openloop_sender(tx, side);
+    default: return throughput_producer(tx, side);
+  }
+}
+
+template <Receiver Rx>
+SideReport run_receiver_side(Rx& rx, const SideContext& side) {
+  switch (side.spec->pattern) {
+    case Pattern::fanout: return fanout_subscriber(rx, side);
+    case Pattern::openloop: return openloop_receiver(rx, side);
+    default: return throughput_consumer(rx, side);
+  }
 }
 
 // For senders whose close can lose what is still in flight: waits (yielding) until every

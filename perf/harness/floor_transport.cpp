@@ -105,11 +105,20 @@ class FloorSession final : public Session {
 class FloorTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return kFloorName; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "the machine's floor: one 64-byte-aligned word each way between the two cores, busy "
            "spin; ping-pong only, always 8 B and busy (it is reported once per run, and every "
            "latency result's ratio_to_floor is relative to it)";
   }
+  std::string_view description() const noexcept override {
+    return "The machine's floor, not a transport: one 64-byte-aligned 8-byte word each way between "
+           "the two pinned cores in a private shared mapping, one release store to send and one "
+           "acquire load (busy spin with a pause instruction) to receive, through the same "
+           "ping-pong loop as every transport. Ping-pong, 8 B and busy only; it runs before "
+           "every ping-pong repeat of every subject, and ratio_to_floor is relative to the floor "
+           "repeats interleaved with that subject.";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.pattern != Pattern::pingpong) return "the floor is a ping-pong; it has no throughput";
     if (spec.mode != Mode::busy) return "the floor is busy spin only";

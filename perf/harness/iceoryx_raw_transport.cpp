@@ -6,8 +6,8 @@
 // blocking mode waits in an iox::popo::WaitSet attached to the subscriber's HAS_DATA state.
 //
 // iceoryx allows one runtime per process and must not be initialised before fork(): the parent
-// only makes sure RouDi runs (it takes a lease from the engine's RouDi manager, as a Symphony
-// host does), and each side initialises its own runtime in its child.
+// only makes sure RouDi runs (run_roudi.hpp: the harness's own RouDi with 64 MiB chunks, or the
+// one already running), and each side initialises its own runtime in its child.
 
 #include <unistd.h>
 
@@ -22,9 +22,9 @@
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
 #include "iceoryx_posh/runtime/posh_runtime.hpp"
-#include "roudi_config_embedded.hpp"
 #include "roudi_lease.hpp"
 #include "roudi_protocol.hpp"
+#include "run_roudi.hpp"
 #include "transport.hpp"
 
 namespace symphony::perf {
@@ -180,8 +180,8 @@ class RawSession final : public Session {
       switch (side.role) {
         case Role::initiator: return pingpong_initiator(*tx, *rx, side);
         case Role::echoer: return pingpong_echoer(*tx, *rx, side);
-        case Role::producer: return throughput_producer(*tx, side);
-        case Role::consumer: return throughput_consumer(*rx, side);
+        case Role::producer: return run_sender_side(*tx, side);
+        case Role::consumer: return run_receiver_side(*rx, side);
       }
       return fail(report, "unknown role");
     });
@@ -195,20 +195,26 @@ class RawSession final : public Session {
 class IceoryxRawTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return "iceoryx-raw"; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "plain iceoryx 2.0 (peer): UntypedPublisher/UntypedSubscriber through RouDi, "
            "WAIT_FOR_CONSUMER + BLOCK_PRODUCER; busy (spin on take) or blocking (WaitSet); "
            "1 -> 1, at most 8 loans per publish, queues of at most 256";
   }
+  std::string_view description() const noexcept override {
+    return "Peer: plain iceoryx 2.0 (iox::popo::UntypedPublisher/UntypedSubscriber), one service "
+           "per direction, through the RouDi the harness runs with its own pool config (chunks "
+           "up to 64 MiB; an already running RouDi is used as it is, and payloads its pools "
+           "cannot hold are skipped). The sender loans a chunk and writes the payload in place; "
+           "the receiver reads it in place and releases it: zero copies. Publisher "
+           "WAIT_FOR_CONSUMER, subscriber BLOCK_PRODUCER (nothing is lost), history 0, queue "
+           "capacity = the queue bytes / chunk (4 to 256). Busy mode spins on take(); blocking "
+           "mode waits in an iox::popo::WaitSet on the subscriber's HAS_DATA state.";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.producers != 1 || spec.consumers != 1) return "measured 1 -> 1 only";
     if (spec.batch > kMaxLoans) return "iceoryx 2.0 holds at most 8 loans per publisher";
-    if (spec.payload > engine::roudi::kConfigLargestChunkPayload) {
-      return "larger than RouDi's largest chunk (" +
-             std::to_string(engine::roudi::kConfigLargestChunkPayload) +
-             " bytes, engine/src/iceoryx/roudi_config.toml)";
-    }
-    return {};
+    return run_roudi().unsupported(spec.payload);
   }
   engine::Result<std::unique_ptr<Session>> prepare(const MeasureSpec& spec,
                                                    const std::string& name_prefix) override {

@@ -7,7 +7,7 @@
 //   each side opens the state by name, waits at a barrier, runs its loop (drivers.hpp), and
 //   writes one SideReport into its pipe; the parent turns reports into results.
 //
-// For latency, every repeat of a subject is preceded by a repeat of the floor on the same cores,
+// For ping-pong, every repeat of a subject is preceded by a repeat of the floor on the same cores,
 // so that drift (another tenant on the host, frequency changes) moves both; each result is the
 // median of its repeats, and its ratio_to_floor uses the floor repeats interleaved with it.
 
@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,15 +40,23 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr double kNoisyPreemptionsPerSecond = 200;
+// The standard matrix's sizes: ping-pong for every transport, and the sweep for ours.
+constexpr std::size_t kMatrixPayloads[] = {64, 4096, std::size_t{1} << 20};
+constexpr std::size_t kSweepPayloads[] = {8,       64,       512,           4096,          32768,
+                                          262144,  1 << 20,  std::size_t{2} << 20,
+                                          std::size_t{16} << 20, std::size_t{64} << 20};
+constexpr unsigned kMatrixFanouts[] = {1, 8};
 
-// One repeat's result: one-way latency (ping-pong) or rates (throughput).
+// One repeat's result: one-way latency (ping-pong, fan-out, open loop) and/or rates.
 struct RepeatResult {
-  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+  bool latency = false;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, p9999 = 0, max = 0, mean = 0, touch = 0;
   double msgs_per_s = 0;
   double bytes_per_s = 0;
   std::uint64_t samples = 0;
   // Involuntary context switches of the sides while measuring, per second (noise).
   double preemptions_per_s = 0;
+  std::shared_ptr<const Distribution> distribution;  // latency: for the .hgrm file
 };
 
 // A result in the making: what to run, and the repeats so far.
@@ -55,6 +64,7 @@ struct Point {
   Transport* transport = nullptr;
   MeasureSpec spec;
   std::string pattern_label;
+  std::string skipped;  // non-empty: not run, and why
   std::vector<RepeatResult> repeats;
   std::vector<RepeatResult> floors;  // ping-pong: the floor repeat run right before each repeat
 };
@@ -73,31 +83,61 @@ double median_of(const std::vector<RepeatResult>& repeats, Field field) {
   return median(std::move(values));
 }
 
-ResultRow summarize(const std::string& transport, const std::string& pattern, Mode mode,
-                    std::size_t payload, bool latency, const std::vector<RepeatResult>& repeats,
-                    const std::vector<RepeatResult>& floors) {
+// The repeat whose p50 is the median's (the lower middle for an even count): its distribution
+// is the row's .hgrm.
+const RepeatResult* median_repeat(const std::vector<RepeatResult>& repeats) {
+  if (repeats.empty()) return nullptr;
+  std::vector<const RepeatResult*> sorted;
+  for (const RepeatResult& r : repeats) sorted.push_back(&r);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const RepeatResult* a, const RepeatResult* b) { return a->p50 < b->p50; });
+  return sorted[(sorted.size() - 1) / 2];
+}
+
+const char* pattern_name(Pattern pattern) { return to_string(pattern); }
+
+ResultRow identity_row(const std::string& transport, const Point& point) {
   ResultRow row;
   row.transport = transport;
-  row.pattern = pattern;
-  row.mode = to_string(mode);
-  row.payload = payload;
+  row.pattern = pattern_name(point.spec.pattern);
+  row.label = point.pattern_label;
+  row.mode = to_string(point.spec.mode);
+  row.payload = point.spec.payload;
+  row.fanout = point.spec.pattern == Pattern::fanout ? point.spec.consumers : 1;
+  if (point.spec.pattern == Pattern::openloop) row.rate_per_s = point.spec.rate;
+  return row;
+}
+
+ResultRow summarize(const std::string& transport, const Point& point,
+                    const std::vector<RepeatResult>& repeats,
+                    const std::vector<RepeatResult>& floors) {
+  ResultRow row = identity_row(transport, point);
   row.repeats = static_cast<unsigned>(repeats.size());
   for (const RepeatResult& r : repeats) row.samples += r.samples;
+  const bool latency = !repeats.empty() && repeats.front().latency;
+  const bool rates = point.spec.pattern == Pattern::throughput ||
+                     point.spec.pattern == Pattern::fanout ||
+                     point.spec.pattern == Pattern::openloop;
   std::vector<double> headline;
   if (latency) {
     row.p50 = median_of(repeats, &RepeatResult::p50);
     row.p90 = median_of(repeats, &RepeatResult::p90);
     row.p99 = median_of(repeats, &RepeatResult::p99);
     row.p999 = median_of(repeats, &RepeatResult::p999);
+    row.p9999 = median_of(repeats, &RepeatResult::p9999);
     row.max = median_of(repeats, &RepeatResult::max);
     row.mean = median_of(repeats, &RepeatResult::mean);
+    row.touch = median_of(repeats, &RepeatResult::touch);
     for (const RepeatResult& r : repeats) headline.push_back(r.p50);
     const double floor_p50 = median_of(floors, &RepeatResult::p50);
     if (!floors.empty() && floor_p50 > 0) row.ratio_to_floor = *row.p50 / floor_p50;
-  } else {
+  }
+  if (rates) {
     row.msgs_per_s = median_of(repeats, &RepeatResult::msgs_per_s);
     row.bytes_per_s = median_of(repeats, &RepeatResult::bytes_per_s);
-    for (const RepeatResult& r : repeats) headline.push_back(r.msgs_per_s);
+    if (!latency) {
+      for (const RepeatResult& r : repeats) headline.push_back(r.msgs_per_s);
+    }
   }
   if (!headline.empty()) {
     row.spread_min = *std::min_element(headline.begin(), headline.end());
@@ -143,19 +183,56 @@ class Runner {
     for (const SideReport& report : *reports) {
       preemptions += report.preemptions;
       measured_ns = std::max(measured_ns, report.measured_ns);
+      if (report.has_latency) {
+        result.latency = true;
+        result.p50 = static_cast<double>(report.p50);
+        result.p90 = static_cast<double>(report.p90);
+        result.p99 = static_cast<double>(report.p99);
+        result.p999 = static_cast<double>(report.p999);
+        result.p9999 = static_cast<double>(report.p9999);
+        result.max = static_cast<double>(report.max);
+        result.mean = report.mean;
+        result.touch = static_cast<double>(report.touch_p50);
+        result.samples = report.messages;
+        result.distribution = std::make_shared<Distribution>(control_.distribution);
+      }
     }
     result.preemptions_per_s =
         static_cast<double>(preemptions) * 1e9 / static_cast<double>(measured_ns);
-    if (spec.pattern == Pattern::pingpong) {
-      const SideReport& initiator = reports->front();
-      result.p50 = static_cast<double>(initiator.rtt_p50) / 2;
-      result.p90 = static_cast<double>(initiator.rtt_p90) / 2;
-      result.p99 = static_cast<double>(initiator.rtt_p99) / 2;
-      result.p999 = static_cast<double>(initiator.rtt_p999) / 2;
-      result.max = static_cast<double>(initiator.rtt_max) / 2;
-      result.mean = initiator.rtt_mean / 2;
-      result.samples = initiator.messages;
-      return result;
+    switch (spec.pattern) {
+      case Pattern::pingpong:
+        return result;
+      case Pattern::openloop: {
+        const SideReport& receiver = reports->back();
+        if (receiver.last_ns > receiver.first_ns && receiver.messages > 1) {
+          result.msgs_per_s = static_cast<double>(receiver.messages - 1) * 1e9 /
+                              static_cast<double>(receiver.last_ns - receiver.first_ns);
+          result.bytes_per_s = result.msgs_per_s * static_cast<double>(spec.payload);
+        }
+        return result;
+      }
+      case Pattern::fanout: {
+        const SideReport& publisher = reports->front();
+        std::int64_t last = 0;
+        for (std::size_t i = 1; i < reports->size(); ++i) {
+          const SideReport& subscriber = (*reports)[i];
+          if (subscriber.messages != (*reports)[1].messages) {
+            return tl::unexpected("subscribers received different counts (" +
+                                  std::to_string(subscriber.messages) + " and " +
+                                  std::to_string((*reports)[1].messages) + ")");
+          }
+          last = std::max(last, subscriber.last_ns);
+        }
+        if (publisher.streamed == 0 || last <= publisher.first_ns) {
+          return tl::unexpected(std::string("nothing was streamed, or the clock went backwards"));
+        }
+        result.msgs_per_s = static_cast<double>(publisher.streamed) * 1e9 /
+                            static_cast<double>(last - publisher.first_ns);
+        result.bytes_per_s = result.msgs_per_s * static_cast<double>(spec.payload);
+        return result;
+      }
+      case Pattern::throughput:
+        break;
     }
     std::uint64_t sent = 0;
     std::uint64_t received = 0;
@@ -253,10 +330,10 @@ tl::expected<std::array<int, 2>, std::string> choose_cores(const Options& option
 
 MeasureSpec base_spec(const Options& options) {
   MeasureSpec spec;
-  spec.mode = options.mode;
   spec.messages = options.messages;
   spec.seconds = options.seconds;
   spec.queue_bytes = options.queue_bytes;
+  spec.rate = options.rate;
   spec.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(options.timeout_seconds));
   spec.pause_while_spinning = options.pause_while_spinning;
@@ -264,82 +341,179 @@ MeasureSpec base_spec(const Options& options) {
   return spec;
 }
 
-// What the run measures, in order: for each pattern and payload, each transport that supports
-// it (the others become notes). The floor is not a subject: it runs interleaved with the
-// latency subjects, and on its own only when it is all that was asked for.
-std::vector<Point> plan_points(const Options& options, const MeasureSpec& base,
-                               const MeasureSpec& floor_spec,
-                               std::map<std::string, std::unique_ptr<Transport>>& transports,
-                               Transport& floor, std::vector<std::string>& notes) {
-  std::vector<Point> points;
-  for (const Pattern pattern : options.patterns) {
-    for (const std::size_t payload : options.payloads) {
-      for (const std::string& name : options.transports) {
-        if (name == kFloorName) continue;
-        Point point;
-        point.transport = transports.at(name).get();
-        point.spec = base;
-        point.spec.pattern = pattern;
-        point.spec.payload = payload;
-        point.pattern_label = to_string(pattern);
-        if (pattern == Pattern::throughput && (options.producers != 1 || options.consumers != 1)) {
-          point.spec.producers = options.producers;
-          point.spec.consumers = options.consumers;
-          point.pattern_label += "(" + std::to_string(options.producers) + "->" +
-                                 std::to_string(options.consumers) + ")";
+// What one (transport, pattern, mode, payload, fan-out) measures, or why it is skipped.
+class Planner {
+ public:
+  Planner(const Options& options, const MeasureSpec& base,
+          std::map<std::string, std::unique_ptr<Transport>>& transports)
+      : options_(options), base_(base), transports_(transports) {}
+
+  void add(const std::string& name, Pattern pattern, Mode mode, std::size_t payload,
+           unsigned fanout = 1) {
+    Point point;
+    point.transport = transports_.at(name).get();
+    point.spec = base_;
+    point.spec.pattern = pattern;
+    point.spec.mode = mode;
+    point.spec.payload = payload;
+    point.pattern_label = to_string(pattern);
+    if (pattern == Pattern::throughput && (options_.producers != 1 || options_.consumers != 1)) {
+      point.spec.producers = options_.producers;
+      point.spec.consumers = options_.consumers;
+      point.pattern_label += "(" + std::to_string(options_.producers) + "->" +
+                             std::to_string(options_.consumers) + ")";
+    }
+    if (pattern == Pattern::throughput && options_.batch != 1) {
+      point.spec.batch = options_.batch;
+      point.pattern_label += "(batch " + std::to_string(options_.batch) + ")";
+    }
+    if (pattern == Pattern::fanout) {
+      point.spec.consumers = fanout;
+      point.pattern_label += "(1->" + std::to_string(fanout) + ")";
+    }
+    if (pattern == Pattern::openloop) {
+      char rate[32];
+      std::snprintf(rate, sizeof rate, "(%.0f/s)", options_.rate);
+      point.pattern_label += rate;
+    }
+    if (pattern == Pattern::fanout && !point.transport->broadcasts()) {
+      point.skipped = "fan-out (one publisher, N subscribers) is measured for topics only";
+    } else {
+      point.skipped = point.transport->unsupported(point.spec);
+    }
+    if (!point.skipped.empty()) {
+      std::fprintf(stderr, "symphony-perf: skipped %s: %s\n", describe(point).c_str(),
+                   point.skipped.c_str());
+    }
+    points_.push_back(std::move(point));
+  }
+
+  std::vector<Point> take() { return std::move(points_); }
+
+ private:
+  const Options& options_;
+  const MeasureSpec& base_;
+  std::map<std::string, std::unique_ptr<Transport>>& transports_;
+  std::vector<Point> points_;
+};
+
+bool selected(const Options& options, std::string_view name) {
+  return std::find(options.transports.begin(), options.transports.end(), name) !=
+         options.transports.end();
+}
+
+// The fixed matrices (see --help), narrowed to the transports selected.
+void plan_matrix(const Options& options, Planner& planner) {
+  std::vector<const TransportEntry*> entries;
+  for (const TransportEntry& entry : transport_registry()) {
+    if (entry.origin != Origin::floor && selected(options, entry.name)) entries.push_back(&entry);
+  }
+  const Mode modes[] = {Mode::busy, Mode::blocking};
+  if (options.matrix == Matrix::quick) {
+    for (const Pattern pattern : {Pattern::pingpong, Pattern::throughput}) {
+      for (const Mode mode : modes) {
+        for (const TransportEntry* entry : entries) {
+          planner.add(std::string(entry->name), pattern, mode, 64);
         }
-        if (pattern == Pattern::throughput && options.batch != 1) {
-          point.spec.batch = options.batch;
-          point.pattern_label += "(batch " + std::to_string(options.batch) + ")";
-        }
-        if (const std::string why = point.transport->unsupported(point.spec); !why.empty()) {
-          notes.push_back("skipped " + describe(point) + ": " + why);
-          std::fprintf(stderr, "symphony-perf: %s\n", notes.back().c_str());
-          continue;
-        }
-        points.push_back(std::move(point));
+      }
+    }
+    return;
+  }
+  for (const Mode mode : modes) {
+    for (const std::size_t payload : kMatrixPayloads) {
+      for (const TransportEntry* entry : entries) {
+        planner.add(std::string(entry->name), Pattern::pingpong, mode, payload);
       }
     }
   }
-  const bool any_latency = std::any_of(points.begin(), points.end(), [](const Point& p) {
-    return p.spec.pattern == Pattern::pingpong;
-  });
-  const bool floor_listed = transports.count(std::string(kFloorName)) != 0;
-  if (floor_listed && !any_latency) {
-    Point point;
-    point.transport = &floor;
-    point.spec = floor_spec;
-    // --fault applies to the floor only when it is the only transport.
-    if (options.transports.size() == 1) point.spec.fault = options.fault;
-    point.pattern_label = to_string(Pattern::pingpong);
-    points.insert(points.begin(), std::move(point));
+  for (const Mode mode : modes) {
+    for (const TransportEntry* entry : entries) {
+      planner.add(std::string(entry->name), Pattern::throughput, mode, 64);
+    }
   }
-  return points;
+  for (const Mode mode : modes) {
+    for (const unsigned fanout : kMatrixFanouts) {
+      for (const TransportEntry* entry : entries) {
+        if (entry->make()->broadcasts()) {
+          planner.add(std::string(entry->name), Pattern::fanout, mode, 64, fanout);
+        }
+      }
+    }
+  }
+  // The sweep: ours and iceoryx-raw, busy (or blocking for a transport that only blocks), the
+  // sizes the rows above have not measured yet.
+  for (const std::size_t payload : kSweepPayloads) {
+    if (std::find(std::begin(kMatrixPayloads), std::end(kMatrixPayloads), payload) !=
+        std::end(kMatrixPayloads)) {
+      continue;
+    }
+    for (const TransportEntry* entry : entries) {
+      if (entry->origin != Origin::ours && entry->name != "iceoryx-raw") continue;
+      MeasureSpec busy;
+      busy.mode = Mode::busy;
+      busy.payload = payload;
+      const bool blocking_only =
+          !entry->make()->unsupported(busy).empty() && [&] {
+            MeasureSpec blocking = busy;
+            blocking.mode = Mode::blocking;
+            return entry->make()->unsupported(blocking).empty();
+          }();
+      planner.add(std::string(entry->name), Pattern::pingpong,
+                  blocking_only ? Mode::blocking : Mode::busy, payload);
+    }
+  }
+}
+
+void plan_custom(const Options& options, Planner& planner) {
+  for (const Pattern pattern : options.patterns) {
+    for (const Mode mode : options.modes) {
+      for (const std::size_t payload : options.payloads) {
+        for (const std::string& name : options.transports) {
+          if (name == kFloorName) continue;
+          if (pattern == Pattern::fanout) {
+            for (const unsigned fanout : options.fanouts) planner.add(name, pattern, mode, payload, fanout);
+          } else {
+            planner.add(name, pattern, mode, payload);
+          }
+        }
+      }
+    }
+  }
 }
 
 bool interleaves_floor(const Point& point, const Transport& floor) {
   return point.spec.pattern == Pattern::pingpong && point.transport != &floor;
 }
 
-void print_plan(const Options& options, const std::vector<Point>& points, const Transport& floor,
-                std::array<int, 2> cores, const TickClock& clock) {
-  std::fprintf(stderr, "symphony-perf: %zu results x %u repeats on cpus %d,%d (%s clock)",
-               points.size(), options.repeats, cores[0], cores[1],
-               clock.uses_tsc() ? "TSC" : "steady_clock");
-  if (options.messages == 0) {
-    // Measured time, warm-up, and ~10 ms to set up and fork each run.
-    double estimate = 0;
-    for (const Point& point : points) {
-      const double warmup = point.spec.pattern == Pattern::pingpong ? 0.02 : 0;
-      estimate += options.repeats * (interleaves_floor(point, floor) ? 2 : 1) *
-                  (options.seconds + warmup + 0.01);
-    }
-    std::fprintf(stderr, ", about %.0f s", estimate);
-  }
-  std::fprintf(stderr, "\n");
+// Seconds one point should take: its repeats (and their floors), warm-up, set-up and forks.
+double estimate_seconds(const Point& point, const Transport& floor, unsigned repeats) {
+  if (!point.skipped.empty()) return 0;
+  const MeasureSpec& spec = point.spec;
+  double measured = spec.messages == 0 ? spec.seconds : 0.05;
+  if (spec.pattern == Pattern::fanout) measured *= 2;  // latency, then streaming
+  const double warmup = spec.pattern == Pattern::throughput ? 0 : 0.02;
+  // iceoryx ports take ~0.1-0.2 s to connect; large payloads fill and fault their memory.
+  double setup = 0.01 * static_cast<double>(spec.producers + spec.consumers);
+  const std::string_view name = point.transport->name();
+  if (name.find("iceoryx") != std::string_view::npos || name == "control-rr") setup += 0.2;
+  setup += static_cast<double>(spec.payload) / 1e9 * 8;
+  double per_repeat = measured + warmup + setup;
+  if (interleaves_floor(point, floor)) per_repeat += spec.seconds + 0.03;
+  return repeats * per_repeat;
 }
 
-// Runs every repeat of `point` (each latency repeat after a floor repeat). Returns a failure
+void print_plan(const Options& options, const std::vector<Point>& points, double estimate,
+                std::array<int, 2> cores, const TickClock& clock) {
+  const auto measured = std::count_if(points.begin(), points.end(),
+                                      [](const Point& p) { return p.skipped.empty(); });
+  std::fprintf(stderr,
+               "symphony-perf: %zu rows (%zu skipped) x %u repeats on cpus %d,%d (%s clock), "
+               "about %.0f s\n",
+               points.size(), points.size() - static_cast<std::size_t>(measured), options.repeats,
+               cores[0], cores[1], clock.uses_tsc() ? "TSC" : "steady_clock", estimate);
+}
+
+// Runs every repeat of `point` (each ping-pong repeat after a floor repeat). Returns a failure
 // message, or nothing.
 std::optional<std::string> measure_point(Runner& runner, Transport& floor,
                                          const MeasureSpec& floor_spec, unsigned repeats,
@@ -362,9 +536,10 @@ std::optional<std::string> measure_point(Runner& runner, Transport& floor,
   return std::nullopt;
 }
 
-// One progress line on stderr. Returns true if the result looks disturbed by other processes.
+// One progress line on stderr: row i of n, its headline, elapsed and ETA. Returns true if the
+// result looks disturbed by other processes.
 bool print_progress(std::size_t index, std::size_t count, const Point& point, const ResultRow& row,
-                    double seconds) {
+                    double elapsed, double eta) {
   // A quiet 2-core VM still switches a spinning side out a few dozen times a second (kernel
   // workers); far more means that other processes wanted the cores.
   double worst = 0;
@@ -373,19 +548,63 @@ bool print_progress(std::size_t index, std::size_t count, const Point& point, co
   const bool noisy = worst > kNoisyPreemptionsPerSecond;
   char noise[64] = "";
   if (noisy) std::snprintf(noise, sizeof noise, "  [noisy: %.0f preemptions/s]", worst);
-  if (row.p50) {
-    std::fprintf(stderr, "[%2zu/%zu] %-44s p50 %7.1f ns  p99 %7.1f ns  %.2fx floor  (%.1f s)%s\n",
-                 index + 1, count, describe(point).c_str(), *row.p50, *row.p99,
-                 row.ratio_to_floor.value_or(0), seconds, noise);
+  char headline[96];
+  if (!point.skipped.empty()) {
+    std::snprintf(headline, sizeof headline, "skipped");
+  } else if (row.p50) {
+    std::snprintf(headline, sizeof headline, "p50 %8.1f ns  p99 %8.1f ns  %6.2fx floor", *row.p50,
+                  *row.p99, row.ratio_to_floor.value_or(0));
   } else {
-    std::fprintf(stderr, "[%2zu/%zu] %-44s %8.2f M msgs/s  %8.0f MB/s  (%.1f s)%s\n", index + 1,
-                 count, describe(point).c_str(), row.msgs_per_s.value_or(0) / 1e6,
-                 row.bytes_per_s.value_or(0) / 1e6, seconds, noise);
+    std::snprintf(headline, sizeof headline, "%8.2f M msgs/s  %8.0f MB/s",
+                  row.msgs_per_s.value_or(0) / 1e6, row.bytes_per_s.value_or(0) / 1e6);
   }
+  std::fprintf(stderr, "[%3zu/%zu] %-48s %s  (elapsed %.0f s, ETA %.0f s)%s\n", index + 1, count,
+               describe(point).c_str(), headline, elapsed, eta, noise);
   return noisy;
 }
 
-int run(const Options& options) {
+// "ring-spsc-pingpong-busy-64B.hgrm".
+std::string hgrm_name(const ResultRow& row) {
+  std::string name = row.transport + "-" + row.pattern + "-" + row.mode + "-" +
+                     std::to_string(row.payload) + "B";
+  if (row.pattern == "fanout") name += "-n" + std::to_string(row.fanout);
+  if (row.rate_per_s) name += "-r" + std::to_string(static_cast<std::uint64_t>(*row.rate_per_s));
+  if (row.label.find("->") != std::string::npos && row.pattern == "throughput") name += "-pc";
+  return name + ".hgrm";
+}
+
+// Writes the .hgrm file of every latency row into `dir`, and sets the rows' paths (relative to
+// the JSON file's directory when there is one). Returns an error message, or nothing.
+std::optional<std::string> write_hgrm_files(const Options& options, std::vector<ResultRow>& rows,
+                                            const std::vector<const Distribution*>& distributions) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::create_directories(options.hgrm_dir, error);
+  if (error) return "cannot create " + options.hgrm_dir + ": " + error.message();
+  const fs::path json_dir = options.json_path.empty()
+                                ? fs::current_path()
+                                : fs::absolute(fs::path(options.json_path)).parent_path();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (distributions[i] == nullptr || distributions[i]->count == 0) continue;
+    const fs::path file = fs::absolute(fs::path(options.hgrm_dir) / hgrm_name(rows[i]));
+    if (auto failed = write_file_atomically(file.string(), hgrm_text(*distributions[i]))) {
+      return failed;
+    }
+    rows[i].hgrm = file.lexically_relative(json_dir).string();
+  }
+  return std::nullopt;
+}
+
+std::string join_command(int argc, char** argv) {
+  std::string command;
+  for (int i = 0; i < argc; ++i) {
+    if (i != 0) command += ' ';
+    command += argv[i];
+  }
+  return command;
+}
+
+int run(const Options& options, const std::string& command) {
   install_interrupt_handlers();
   if (const int removed = remove_stale_regions(); removed > 0) {
     std::fprintf(stderr, "symphony-perf: removed %d segment(s) left by dead runs\n", removed);
@@ -407,7 +626,7 @@ int run(const Options& options) {
 
   std::map<std::string, std::unique_ptr<Transport>> transports;
   for (const std::string& name : options.transports) transports[name] = make_transport(name);
-  // The floor runs whether or not it was asked for: every latency result is relative to it.
+  // The floor runs whether or not it was asked for: every ping-pong result is relative to it.
   const std::unique_ptr<Transport> floor = make_transport(kFloorName);
   const MeasureSpec base = base_spec(options);
   MeasureSpec floor_spec = base;
@@ -416,45 +635,86 @@ int run(const Options& options) {
   floor_spec.payload = 8;
   floor_spec.fault = Fault::none;  // faults are for the subjects
 
-  std::vector<std::string> notes;
-  std::vector<Point> points = plan_points(options, base, floor_spec, transports, *floor, notes);
+  Planner planner(options, base, transports);
+  if (options.matrix == Matrix::custom) {
+    plan_custom(options, planner);
+  } else {
+    plan_matrix(options, planner);
+  }
+  std::vector<Point> points = planner.take();
+  const bool any_pingpong = std::any_of(points.begin(), points.end(), [](const Point& p) {
+    return p.spec.pattern == Pattern::pingpong && p.skipped.empty();
+  });
+  if (transports.count(std::string(kFloorName)) != 0 && !any_pingpong) {
+    // The floor alone: its own reference.
+    Point point;
+    point.transport = floor.get();
+    point.spec = floor_spec;
+    // --fault applies to the floor only when it is the only transport.
+    if (options.transports.size() == 1) point.spec.fault = options.fault;
+    point.pattern_label = to_string(Pattern::pingpong);
+    points.insert(points.begin(), std::move(point));
+  }
   if (points.empty()) {
     std::fprintf(stderr, "symphony-perf: nothing to measure\n");
     return kExitUsage;
   }
-  print_plan(options, points, *floor, *cores, clock);
+  std::vector<double> estimates;
+  double estimate = 0;
+  for (const Point& point : points) {
+    estimates.push_back(estimate_seconds(point, *floor, options.repeats));
+    estimate += estimates.back();
+  }
+  print_plan(options, points, estimate, *cores, clock);
 
   Runner runner(*cores, clock, *control);
   std::vector<RepeatResult> all_floors;
   std::vector<ResultRow> rows;
+  std::vector<const Distribution*> distributions;
   std::optional<std::string> failure;
   unsigned noisy_results = 0;
   const auto run_start = std::chrono::steady_clock::now();
+  double estimated_done = 0;
   for (std::size_t p = 0; p < points.size() && !failure; ++p) {
     Point& point = points[p];
-    const auto started = std::chrono::steady_clock::now();
-    failure = measure_point(runner, *floor, floor_spec, options.repeats, point, all_floors);
-    if (failure) break;
-    const bool latency = point.spec.pattern == Pattern::pingpong;
-    // The floor measured on its own is its own reference.
-    const auto& floors = point.transport == floor.get() ? point.repeats : point.floors;
-    rows.push_back(summarize(std::string(point.transport->name()), point.pattern_label,
-                             point.spec.mode, point.spec.payload, latency, point.repeats, floors));
-    const double took =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (print_progress(p, points.size(), point, rows.back(), took)) ++noisy_results;
+    const std::string name(point.transport->name());
+    if (point.skipped.empty()) {
+      failure = measure_point(runner, *floor, floor_spec, options.repeats, point, all_floors);
+      if (failure) break;
+      // The floor measured on its own is its own reference.
+      const auto& floors = point.transport == floor.get() ? point.repeats : point.floors;
+      rows.push_back(summarize(name, point, point.repeats, floors));
+      const RepeatResult* middle = median_repeat(point.repeats);
+      distributions.push_back(middle != nullptr && middle->distribution ? middle->distribution.get()
+                                                                        : nullptr);
+    } else {
+      ResultRow row = identity_row(name, point);
+      row.skipped = point.skipped;
+      rows.push_back(std::move(row));
+      distributions.push_back(nullptr);
+    }
+    estimated_done += estimates[p];
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    // The estimate, scaled by how the run has gone against it so far.
+    const double pace = estimated_done > 0 ? elapsed / estimated_done : 1;
+    const double eta = (estimate - estimated_done) * pace;
+    if (print_progress(p, points.size(), point, rows.back(), elapsed, eta)) ++noisy_results;
   }
 
   // The floor row: every floor repeat of the run (it is the reference, so its ratio is 1).
   if (!all_floors.empty()) {
-    rows.insert(rows.begin(),
-                summarize(std::string(kFloorName), to_string(Pattern::pingpong), Mode::busy,
-                          floor_spec.payload, true, all_floors, all_floors));
+    Point floor_point;
+    floor_point.transport = floor.get();
+    floor_point.spec = floor_spec;
+    floor_point.pattern_label = to_string(Pattern::pingpong);
+    rows.insert(rows.begin(), summarize(std::string(kFloorName), floor_point, all_floors, all_floors));
+    const RepeatResult* middle = median_repeat(all_floors);
+    distributions.insert(distributions.begin(),
+                         middle != nullptr && middle->distribution ? middle->distribution.get()
+                                                                   : nullptr);
   }
-  if (!rows.empty()) {
-    print_table(stdout, rows);
-    for (const std::string& note : notes) std::printf("note: %s\n", note.c_str());
-  }
+  if (!rows.empty()) print_table(stdout, rows);
   std::fflush(stdout);
   if (noisy_results > 0) {
     std::fprintf(stderr,
@@ -468,8 +728,31 @@ int run(const Options& options) {
     if (!rows.empty()) std::fprintf(stderr, "symphony-perf: the table above is incomplete\n");
     return interrupted() ? 130 : kExitFailed;
   }
+  if (!options.hgrm_dir.empty()) {
+    if (const auto error = write_hgrm_files(options, rows, distributions)) {
+      std::fprintf(stderr, "symphony-perf: %s\n", error->c_str());
+      return kExitFailed;
+    }
+    std::fprintf(stderr, "symphony-perf: wrote the .hgrm files into %s\n", options.hgrm_dir.c_str());
+  }
   if (!options.json_path.empty()) {
-    if (const auto error = write_json(options.json_path, collect_machine_info(), rows)) {
+    MachineInfo machine = collect_machine_info();
+    machine.placement = "sender side (ping-pong initiator, producers, fan-out publisher) on cpu " +
+                        std::to_string((*cores)[0]) +
+                        "; receiver side (echoer, consumers, subscribers) on cpu " +
+                        std::to_string((*cores)[1]);
+    RunInfo run;
+    run.command = command;
+    run.matrix = to_string(options.matrix);
+    run.repeats = options.repeats;
+    run.seconds_per_repeat = options.seconds;
+    std::vector<TransportInfo> described;
+    described.push_back({std::string(kFloorName), std::string(floor->description())});
+    for (const TransportEntry& entry : transport_registry()) {
+      if (entry.origin == Origin::floor || !selected(options, entry.name)) continue;
+      described.push_back({std::string(entry.name), std::string(transports.at(std::string(entry.name))->description())});
+    }
+    if (const auto error = write_json(options.json_path, machine, run, described, rows)) {
       std::fprintf(stderr, "symphony-perf: %s\n", error->c_str());
       return kExitFailed;
     }
@@ -495,7 +778,7 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   try {
-    return run(*options);
+    return run(*options, join_command(argc, argv));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "symphony-perf: %s\n", e.what());
     return kExitFailed;

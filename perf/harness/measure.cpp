@@ -11,6 +11,10 @@ const char* to_string(Pattern pattern) noexcept {
       return "pingpong";
     case Pattern::throughput:
       return "throughput";
+    case Pattern::fanout:
+      return "fanout";
+    case Pattern::openloop:
+      return "openloop";
   }
   return "?";
 }

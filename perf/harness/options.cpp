@@ -17,6 +17,10 @@ constexpr std::size_t kSweepFactor = 8;
 constexpr const char* kDefaultSweep = "8-1M";
 constexpr double kDefaultSeconds = 0.2;
 constexpr double kQuickSeconds = 0.05;
+constexpr unsigned kQuickRepeats = 3;
+// The standard matrix: 5 repeats of 0.1 s fit ~10 minutes on a 2-core machine.
+constexpr double kStandardSeconds = 0.1;
+constexpr double kDefaultRate = 10'000;
 
 using Parsed = tl::expected<Options, std::string>;
 
@@ -171,6 +175,18 @@ std::string wrap(std::string_view text, const std::string& lead) {
 
 }  // namespace
 
+const char* to_string(Matrix matrix) noexcept {
+  switch (matrix) {
+    case Matrix::custom:
+      return "custom";
+    case Matrix::quick:
+      return "quick";
+    case Matrix::standard:
+      return "standard";
+  }
+  return "?";
+}
+
 std::vector<std::size_t> default_payloads() {
   return *parse_payloads(kDefaultSweep);
 }
@@ -188,42 +204,60 @@ void print_help(std::FILE* out) {
       out,
       "usage: symphony-perf [options]\n"
       "\n"
-      "Cross-process messaging benchmark. For each transport, pattern and payload size it\n"
+      "Cross-process messaging benchmark. For each transport, pattern, mode and payload size it\n"
       "forks one process per side (pinned: the sending side to the first core, the receiving\n"
-      "side to the second) and measures:\n"
-      "  pingpong    one-way latency = round trip / 2 (p50, p90, p99, p99.9, max, mean)\n"
+      "side(s) to the second) and measures:\n"
+      "  pingpong    one-way latency = round trip / 2 (p50, p90, p99, p99.9, p99.99, max, mean)\n"
       "  throughput  one-way messages/s and bytes/s, first send to last receive\n"
+      "  fanout      one publisher, N subscribers (topics): publish -> the last subscriber's\n"
+      "              receive (lock-step), and messages/s streaming to all N\n"
+      "  openloop    a sender at a fixed --rate; latency from each message's intended send time\n"
+      "              (no coordinated omission)\n"
       "Every message is written before it is sent and read (and checked) after it is received;\n"
-      "round-trip stamps are taken after the ping is written and before the pong is read.\n"
+      "latency stamps are taken after the write and before the read, and the write + read\n"
+      "(\"touch\") is timed separately and reported as touch_ns (in a ping-pong the echoer's\n"
+      "touch is taken out of the round trip too).\n"
       "\n"
       "In the same run it measures the machine's floor (a bare 64-byte-aligned word each way\n"
-      "between the same two cores, busy spin), interleaved with every latency measurement:\n"
+      "between the same two cores, busy spin), interleaved with every ping-pong measurement:\n"
       "floor, subject, floor, subject, ... for each repeat. Each result is the median over the\n"
-      "repeats; ratio_to_floor = subject p50 / p50 of the floor repeats interleaved with it.\n"
-      "Throughput has no floor (a one-word ping-pong has no throughput): its ratio_to_floor is\n"
-      "null in JSON and '-' in the table.\n"
+      "repeats; ratio_to_floor = subject p50 / p50 of the floor repeats interleaved with it\n"
+      "(null for the other patterns).\n"
       "\n"
       "options:\n"
-      "  --transport NAME[,NAME...]|all   transports to run (default all):\n");
+      "  --matrix standard|quick   a fixed set of measurements (--pattern, --mode and\n"
+      "                 --payload are not allowed with it; --transport narrows it):\n"
+      "                 standard: every transport ping-pong at 64 B, 4 KiB and 1 MiB in both\n"
+      "                 modes; throughput at 64 B in both modes; fan-out 1 and 8 for topics; the\n"
+      "                 payload sweep 8 B - 64 MiB (x8) ping-pong for ours and iceoryx-raw; %.2g s\n"
+      "                 per repeat, 5 repeats (about 10 minutes on 2 cores)\n"
+      "                 quick: every transport ping-pong and throughput at 64 B in both modes,\n"
+      "                 %.2g s per repeat, %u repeats (under a minute)\n"
+      "  --quick        --matrix quick\n"
+      "  --transport NAME[,NAME...]|all   transports to run (default all):\n",
+      kStandardSeconds, kQuickSeconds, kQuickRepeats);
   for (const TransportEntry& entry : transport_registry()) {
     const auto transport = entry.make();
-    std::fprintf(out, "%s", wrap(transport->description(), "      " + pad(entry.name, 12)).c_str());
+    std::fprintf(out, "%s", wrap(transport->summary(), "      " + pad(entry.name, 14)).c_str());
   }
   std::fprintf(
       out,
-      "  --pattern pingpong|throughput|all   (default all)\n"
-      "  --mode busy|blocking   how a receiver waits (default busy): busy spins on the\n"
-      "                 transport's poll; blocking uses its own wake-up (our rings:\n"
-      "                 WaitStrategy::sleeping(), spin then futex). The floor is always busy.\n"
+      "  --pattern P[,P...]   pingpong, throughput, fanout, openloop, or all (= pingpong,\n"
+      "                 throughput; the default)\n"
+      "  --mode busy|blocking|both   how a receiver waits (default busy): busy spins on the\n"
+      "                 transport's poll (try-take, MSG_DONTWAIT, try_receive, take()); blocking\n"
+      "                 uses its own wake-up (futex doorbell, blocking read, receive, zmq_poll,\n"
+      "                 WaitSet). The floor is always busy.\n"
       "  --payload SIZES  comma-separated sizes and sweeps, e.g. 8,64,1K or 8-1M (a sweep\n"
       "                 multiplies by %zu, both ends included); K, M = KiB, MiB; from %zu B to\n"
-      "                 %zu MiB (default 8-1M: 8 B, 64 B, 512 B, 4 KiB, 32 KiB, 256 KiB, 1 MiB).\n"
-      "                 boost-spsc runs only powers of two from 8 B to 1 MiB and skips others.\n"
+      "                 %zu MiB (default 8-1M: 8 B, 64 B, 512 B, 4 KiB, 32 KiB, 256 KiB, 1 MiB)\n"
+      "  --fanout N[,N...]   fan-out: subscriber processes (1 to %u; default 1,8)\n"
+      "  --rate R       open loop: messages per second (k, M = 10^3, 10^6; default %.0f)\n"
       "  --repeats N    repeats per result, median reported (default 5)\n"
       "  --messages N   measured messages per repeat (round trips, or the total over all\n"
       "                 producers); k, M, G = 10^3, 10^6, 10^9\n"
       "  --seconds S    measured time per repeat instead (default %.2g; ping-pong adds a warm-up\n"
-      "                 of up to 20 ms)\n"
+      "                 of up to 20 ms; fan-out measures S of latency, then S of streaming)\n"
       "  --producers P, --consumers C   throughput with P producer and C consumer processes\n"
       "                 (ring-mpmc only; default 1 and 1). Producers share the first core,\n"
       "                 consumers the second; with more processes than cores, waits yield.\n"
@@ -235,28 +269,31 @@ void print_help(std::FILE* out) {
       "  --spin pause|tight   busy polling with a pause instruction between polls (default)\n"
       "                 or none; the same for every transport and the floor\n"
       "  --timeout S    a measurement that takes longer fails the run (default 30)\n"
-      "  --json FILE    also write the results as JSON (schema below)\n"
-      "  --quick        --payload 64,4K --seconds %.2g unless given: well under a minute\n"
+      "  --json FILE    also write the results as JSON (schema_version 2, below)\n"
+      "  --hgrm DIR     also write one HdrHistogram-style .hgrm percentile file per latency row\n"
+      "                 (the distribution of its median repeat, warm-up excluded)\n"
       "  --fault die|stall  testing: the receiving side dies / stops after %llu messages;\n"
       "                 the run must fail with a clear error (use a short --timeout)\n"
       "  -h, --help     this text\n"
       "\n"
-      "Output: a table on stdout (latencies in ns, one-way; msgs/s; MB/s = 10^6 bytes/s;\n"
-      "ratio to floor; spread = min..max over the repeats of p50, or of msgs/s for\n"
-      "throughput); progress on stderr.\n"
-      "JSON: {\"schema_version\": 1, \"machine\": {\"cpu\", \"cores\", \"kernel\", \"compiler\",\n"
-      "\"hostname\", \"date\"}, \"results\": [{\"transport\", \"pattern\", \"mode\",\n"
-      "\"payload_bytes\", \"p50_ns\", \"p90_ns\", \"p99_ns\", \"p999_ns\", \"max_ns\", "
-      "\"mean_ns\",\n"
-      "\"msgs_per_s\", \"bytes_per_s\", \"samples\", \"ratio_to_floor\"}]}; null where a field\n"
-      "does not apply (latency for throughput rows and the reverse); samples = measured\n"
-      "round trips or messages summed over the repeats. P -> C throughput rows have pattern\n"
-      "\"throughput(P->C)\".\n"
+      "A transport that cannot run a measurement here (a mode it does not have, a payload too\n"
+      "large for its limits or for RouDi's memory pools) gets a row saying \"skipped\" and why.\n"
+      "\n"
+      "Output: a table on stdout (latencies in ns, one-way; touch = write + read of one\n"
+      "message; msgs/s; MB/s = 10^6 bytes/s; ratio to floor; spread = min..max over the\n"
+      "repeats of p50, or of msgs/s for throughput); progress on stderr (row i of n, elapsed,\n"
+      "ETA). JSON (perf/harness/README.md has the whole schema): {\"schema_version\": 2,\n"
+      "\"machine\": {cpu, cores, kernel, compiler, hostname, date, build_type, git_commit,\n"
+      "placement}, \"run\": {command, matrix, repeats, seconds_per_repeat}, \"transports\":\n"
+      "[{name, description}], \"results\": [{transport, pattern, mode, payload_bytes, fanout,\n"
+      "repeats, p50_ns, p90_ns, p99_ns, p999_ns, p9999_ns, max_ns, mean_ns, touch_ns,\n"
+      "msgs_per_s, bytes_per_s, rate_per_s, samples, ratio_to_floor, spread {min, max}, hgrm,\n"
+      "skipped}]}; null where a field does not apply.\n"
       "\n"
       "Exit status: 0 on success, 1 if a measurement failed (a side died, stalled past\n"
       "--timeout, or lost or corrupted a message), 2 on a bad argument.\n",
-      kSweepFactor, kMinPayload, kMaxPayload >> 20, kDefaultSeconds,
-      static_cast<unsigned long long>(kDefaultQueueBytes), kQuickSeconds,
+      kSweepFactor, kMinPayload, kMaxPayload >> 20, kMaxFanout, kDefaultRate, kDefaultSeconds,
+      static_cast<unsigned long long>(kDefaultQueueBytes),
       static_cast<unsigned long long>(kFaultAfterMessages));
 }
 
@@ -265,6 +302,8 @@ Parsed parse_options(int argc, char** argv) {
   bool have_payload = false;
   bool have_seconds = false;
   bool have_messages = false;
+  bool have_repeats = false;
+  bool have_layout = false;  // --pattern, --mode or --payload: what a matrix fixes itself
   const auto bad = [](std::string_view option, std::string_view value, std::string_view want) {
     return tl::unexpected("option " + std::string(option) + ": '" + std::string(value) +
                           "' is not " + std::string(want));
@@ -276,7 +315,7 @@ Parsed parse_options(int argc, char** argv) {
       continue;
     }
     if (arg == "--quick") {
-      o.quick = true;
+      o.matrix = Matrix::quick;
       continue;
     }
     std::string_view name = arg;
@@ -290,7 +329,8 @@ Parsed parse_options(int argc, char** argv) {
     static constexpr std::string_view kValued[] = {
         "--transport", "--pattern", "--mode",      "--payload",   "--repeats",
         "--messages",  "--seconds", "--producers", "--consumers", "--batch", "--queue-bytes",
-        "--cores",     "--spin",    "--timeout",   "--json",      "--fault"};
+        "--cores",     "--spin",    "--timeout",   "--json",      "--fault", "--hgrm",
+        "--matrix",    "--fanout",  "--rate"};
     if (std::find(std::begin(kValued), std::end(kValued), name) == std::end(kValued)) {
       return tl::unexpected("unknown option '" + std::string(arg) + "' (see --help)");
     }
@@ -316,33 +356,78 @@ Parsed parse_options(int argc, char** argv) {
         }
         o.transports.emplace_back(item);
       }
+      o.transports_given = true;
     } else if (name == "--pattern") {
-      if (value == "pingpong") {
-        o.patterns = {Pattern::pingpong};
-      } else if (value == "throughput") {
-        o.patterns = {Pattern::throughput};
-      } else if (value == "all") {
-        o.patterns = {Pattern::pingpong, Pattern::throughput};
-      } else {
-        return bad(name, value, "pingpong, throughput or all");
+      o.patterns.clear();
+      for (const std::string_view item : split(value, ',')) {
+        if (item == "pingpong") {
+          o.patterns.push_back(Pattern::pingpong);
+        } else if (item == "throughput") {
+          o.patterns.push_back(Pattern::throughput);
+        } else if (item == "fanout") {
+          o.patterns.push_back(Pattern::fanout);
+        } else if (item == "openloop") {
+          o.patterns.push_back(Pattern::openloop);
+        } else if (item == "all") {
+          o.patterns.push_back(Pattern::pingpong);
+          o.patterns.push_back(Pattern::throughput);
+        } else {
+          return bad(name, item, "pingpong, throughput, fanout, openloop or all");
+        }
       }
+      have_layout = true;
     } else if (name == "--mode") {
-      if (value == "busy") {
-        o.mode = Mode::busy;
-      } else if (value == "blocking") {
-        o.mode = Mode::blocking;
-      } else {
-        return bad(name, value, "busy or blocking");
+      o.modes.clear();
+      for (const std::string_view item : split(value, ',')) {
+        if (item == "busy") {
+          o.modes.push_back(Mode::busy);
+        } else if (item == "blocking") {
+          o.modes.push_back(Mode::blocking);
+        } else if (item == "both") {
+          o.modes.push_back(Mode::busy);
+          o.modes.push_back(Mode::blocking);
+        } else {
+          return bad(name, item, "busy, blocking or both");
+        }
       }
+      have_layout = true;
+    } else if (name == "--fanout") {
+      o.fanouts.clear();
+      for (const std::string_view item : split(value, ',')) {
+        const auto count = parse_unsigned(item);
+        if (!count || *count < 1 || *count > kMaxFanout) {
+          return bad(name, item, "a subscriber count from 1 to " + std::to_string(kMaxFanout));
+        }
+        o.fanouts.push_back(static_cast<unsigned>(*count));
+      }
+    } else if (name == "--rate") {
+      const auto rate = parse_count(value);
+      if (!rate || *rate < 1 || *rate > 100'000'000) {
+        return bad(name, value, "messages per second from 1 to 100M");
+      }
+      o.rate = static_cast<double>(*rate);
+    } else if (name == "--matrix") {
+      if (value == "standard") {
+        o.matrix = Matrix::standard;
+      } else if (value == "quick") {
+        o.matrix = Matrix::quick;
+      } else {
+        return bad(name, value, "standard or quick");
+      }
+    } else if (name == "--hgrm") {
+      if (value.empty()) return bad(name, value, "a directory");
+      o.hgrm_dir = value;
     } else if (name == "--payload") {
       auto payloads = parse_payloads(value);
       if (!payloads) return tl::unexpected("option --payload: " + payloads.error());
       o.payloads = std::move(*payloads);
       have_payload = true;
+      have_layout = true;
     } else if (name == "--repeats") {
       const auto repeats = parse_unsigned(value);
       if (!repeats || *repeats < 1 || *repeats > 1000) return bad(name, value, "1 to 1000");
       o.repeats = static_cast<unsigned>(*repeats);
+      have_repeats = true;
     } else if (name == "--messages") {
       const auto messages = parse_count(value);
       if (!messages || *messages < 1 || *messages > (1ULL << 40)) {
@@ -405,6 +490,11 @@ Parsed parse_options(int argc, char** argv) {
   if (have_seconds && have_messages) {
     return tl::unexpected(std::string("--messages and --seconds are alternatives: give one"));
   }
+  if (o.matrix != Matrix::custom && have_layout) {
+    return tl::unexpected("--matrix " + std::string(to_string(o.matrix)) +
+                          " fixes the patterns, modes and payloads: drop --pattern, --mode and "
+                          "--payload (--transport narrows it)");
+  }
   if (o.transports.empty()) {
     for (const TransportEntry& entry : transport_registry()) o.transports.emplace_back(entry.name);
   }
@@ -415,8 +505,16 @@ Parsed parse_options(int argc, char** argv) {
   }
   o.transports = std::move(unique);
   if (o.patterns.empty()) o.patterns = {Pattern::pingpong, Pattern::throughput};
-  if (!have_payload) o.payloads = o.quick ? std::vector<std::size_t>{64, 4096} : default_payloads();
-  if (!have_seconds && !have_messages) o.seconds = o.quick ? kQuickSeconds : kDefaultSeconds;
+  if (o.modes.empty()) o.modes = {Mode::busy};
+  if (o.fanouts.empty()) o.fanouts = {1, 8};
+  if (o.rate == 0) o.rate = kDefaultRate;
+  if (!have_payload) o.payloads = o.matrix == Matrix::quick ? std::vector<std::size_t>{64} : default_payloads();
+  if (o.matrix == Matrix::quick && !have_repeats) o.repeats = kQuickRepeats;
+  if (!have_seconds && !have_messages) {
+    o.seconds = o.matrix == Matrix::quick      ? kQuickSeconds
+                : o.matrix == Matrix::standard ? kStandardSeconds
+                                               : kDefaultSeconds;
+  }
   if (have_messages) o.seconds = 0;
   if (!have_messages && o.seconds * 2 > o.timeout_seconds) {
     return tl::unexpected("--seconds " + std::to_string(o.seconds) +

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "options.hpp"
+#include "perf_build_info.hpp"
 
 namespace symphony::perf {
 namespace {
@@ -123,15 +124,23 @@ MachineInfo collect_machine_info() {
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &utc);
   info.date = date;
+  info.build_type = kBuildType;
+  info.git_commit = kGitCommit;
   return info;
 }
 
 void print_table(std::FILE* out, std::span<const ResultRow> rows) {
   const std::vector<std::string> header{
-      "transport", "pattern", "mode", "payload", "p50",  "p90",     "p99",
-      "p99.9",     "max",     "mean", "msgs/s",  "MB/s", "x floor", "spread (p50 or msgs/s)"};
+      "transport", "pattern", "mode", "payload", "p50",    "p90",  "p99",     "p99.9",
+      "p99.99",    "max",     "mean", "touch",   "msgs/s", "MB/s", "x floor", "spread (p50 or msgs/s)"};
   std::vector<std::vector<std::string>> cells;
+  std::vector<std::string> skipped;
   for (const ResultRow& row : rows) {
+    if (!row.skipped.empty()) {
+      skipped.push_back(row.transport + " " + row.label + " " + row.mode + " " +
+                        format_bytes(row.payload) + ": " + row.skipped);
+      continue;
+    }
     const bool latency = row.p50.has_value();
     std::string spread;
     if (latency) {
@@ -143,9 +152,10 @@ void print_table(std::FILE* out, std::span<const ResultRow> rows) {
     if (row.bytes_per_s) std::snprintf(mb, sizeof mb, "%.0f", *row.bytes_per_s / 1e6);
     char ratio[32] = "-";
     if (row.ratio_to_floor) std::snprintf(ratio, sizeof ratio, "%.2f", *row.ratio_to_floor);
-    cells.push_back({row.transport, row.pattern, row.mode, format_bytes(row.payload),
+    cells.push_back({row.transport, row.label, row.mode, format_bytes(row.payload),
                      format_ns(row.p50), format_ns(row.p90), format_ns(row.p99),
-                     format_ns(row.p999), format_ns(row.max), format_ns(row.mean),
+                     format_ns(row.p999), format_ns(row.p9999), format_ns(row.max),
+                     format_ns(row.mean), format_ns(row.touch),
                      row.msgs_per_s ? format_rate(*row.msgs_per_s) : "-", mb, ratio, spread});
   }
   std::vector<std::size_t> width(header.size());
@@ -162,41 +172,78 @@ void print_table(std::FILE* out, std::span<const ResultRow> rows) {
       std::fputs(c + 1 < line.size() ? "  " : "\n", out);
     }
   };
-  std::fprintf(out, "one-way latency in ns (round trip / 2); medians of the repeats\n");
+  std::fprintf(out,
+               "one-way latency in ns (ping-pong: round trip / 2), the payload's write + read "
+               "(touch) taken out and shown on its own; medians of the repeats\n");
   print_line(header);
   for (const auto& line : cells) print_line(line);
+  for (const std::string& line : skipped) std::fprintf(out, "skipped: %s\n", line.c_str());
 }
 
-std::optional<std::string> write_json(const std::string& path, const MachineInfo& machine,
-                                      std::span<const ResultRow> rows) {
-  std::string text = "{\n  \"schema_version\": 1,\n  \"machine\": {";
+std::string json_document(const MachineInfo& machine, const RunInfo& run,
+                          std::span<const TransportInfo> transports,
+                          std::span<const ResultRow> rows) {
+  const auto optional_string = [](const std::string& text) {
+    return text.empty() ? std::string("null") : json_string(text);
+  };
+  std::string text = "{\n  \"schema_version\": 2,\n  \"machine\": {";
   text += "\"cpu\": " + json_string(machine.cpu);
   text += ", \"cores\": " + std::to_string(machine.cores);
   text += ", \"kernel\": " + json_string(machine.kernel);
   text += ", \"compiler\": " + json_string(machine.compiler);
   text += ", \"hostname\": " + json_string(machine.hostname);
   text += ", \"date\": " + json_string(machine.date);
-  text += "},\n  \"results\": [";
+  text += ", \"build_type\": " + json_string(machine.build_type);
+  text += ", \"git_commit\": " + json_string(machine.git_commit);
+  text += ", \"placement\": " + json_string(machine.placement);
+  text += "},\n  \"run\": {";
+  text += "\"command\": " + json_string(run.command);
+  text += ", \"matrix\": " + json_string(run.matrix);
+  text += ", \"repeats\": " + std::to_string(run.repeats);
+  text += ", \"seconds_per_repeat\": " + json_number(run.seconds_per_repeat, 3);
+  text += "},\n  \"transports\": [";
+  for (std::size_t i = 0; i < transports.size(); ++i) {
+    text += i == 0 ? "\n" : ",\n";
+    text += "    {\"name\": " + json_string(transports[i].name) +
+            ", \"description\": " + json_string(transports[i].description) + "}";
+  }
+  text += transports.empty() ? "],\n" : "\n  ],\n";
+  text += "  \"results\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const ResultRow& row = rows[i];
+    const bool measured = row.skipped.empty();
     text += i == 0 ? "\n" : ",\n";
     text += "    {\"transport\": " + json_string(row.transport);
     text += ", \"pattern\": " + json_string(row.pattern);
     text += ", \"mode\": " + json_string(row.mode);
     text += ", \"payload_bytes\": " + std::to_string(row.payload);
+    text += ", \"fanout\": " + std::to_string(row.fanout);
+    text += ", \"repeats\": " + std::to_string(row.repeats);
     text += ", \"p50_ns\": " + json_number(row.p50, 1);
     text += ", \"p90_ns\": " + json_number(row.p90, 1);
     text += ", \"p99_ns\": " + json_number(row.p99, 1);
     text += ", \"p999_ns\": " + json_number(row.p999, 1);
+    text += ", \"p9999_ns\": " + json_number(row.p9999, 1);
     text += ", \"max_ns\": " + json_number(row.max, 1);
     text += ", \"mean_ns\": " + json_number(row.mean, 1);
+    text += ", \"touch_ns\": " + json_number(row.touch, 1);
     text += ", \"msgs_per_s\": " + json_number(row.msgs_per_s, 0);
     text += ", \"bytes_per_s\": " + json_number(row.bytes_per_s, 0);
+    text += ", \"rate_per_s\": " + json_number(row.rate_per_s, 0);
     text += ", \"samples\": " + std::to_string(row.samples);
-    text += ", \"ratio_to_floor\": " + json_number(row.ratio_to_floor, 3) + "}";
+    text += ", \"ratio_to_floor\": " + json_number(row.ratio_to_floor, 3);
+    text += ", \"spread\": ";
+    text += measured ? "{\"min\": " + json_number(row.spread_min, 1) +
+                           ", \"max\": " + json_number(row.spread_max, 1) + "}"
+                     : std::string("null");
+    text += ", \"hgrm\": " + optional_string(row.hgrm);
+    text += ", \"skipped\": " + optional_string(row.skipped) + "}";
   }
   text += rows.empty() ? "]\n}\n" : "\n  ]\n}\n";
+  return text;
+}
 
+std::optional<std::string> write_file_atomically(const std::string& path, const std::string& text) {
   const std::string temporary = path + ".tmp";
   std::FILE* file = std::fopen(temporary.c_str(), "w");
   if (file == nullptr) return "cannot write " + temporary + ": " + std::strerror(errno);
@@ -212,6 +259,37 @@ std::optional<std::string> write_json(const std::string& path, const MachineInfo
     return "cannot rename " + temporary + " to " + path + ": " + std::strerror(saved);
   }
   return std::nullopt;
+}
+
+std::optional<std::string> write_json(const std::string& path, const MachineInfo& machine,
+                                      const RunInfo& run, std::span<const TransportInfo> transports,
+                                      std::span<const ResultRow> rows) {
+  return write_file_atomically(path, json_document(machine, run, transports, rows));
+}
+
+std::string hgrm_text(const Distribution& distribution) {
+  std::string text = "       Value     Percentile TotalCount 1/(1-Percentile)\n\n";
+  char line[128];
+  for (std::uint32_t i = 0; i < distribution.rows; ++i) {
+    const DistributionRow& row = distribution.row[i];
+    if (row.percentile < 1) {
+      std::snprintf(line, sizeof line, "%12.3f %2.12f %10llu %14.2f\n",
+                    static_cast<double>(row.value_ns), row.percentile,
+                    static_cast<unsigned long long>(row.total_count), 1 / (1 - row.percentile));
+    } else {
+      std::snprintf(line, sizeof line, "%12.3f %2.12f %10llu\n", static_cast<double>(row.value_ns),
+                    row.percentile, static_cast<unsigned long long>(row.total_count));
+    }
+    text += line;
+  }
+  std::snprintf(line, sizeof line, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n",
+                distribution.mean_ns, distribution.stddev_ns);
+  text += line;
+  std::snprintf(line, sizeof line, "#[Max     = %12.3f, Total count    = %12llu]\n",
+                static_cast<double>(distribution.max_ns),
+                static_cast<unsigned long long>(distribution.count));
+  text += line;
+  return text;
 }
 
 }  // namespace symphony::perf

@@ -74,9 +74,9 @@ class MpmcSession final : public Session {
         case Role::echoer:
           return pingpong_echoer(*tx, *rx, side);
         case Role::producer:
-          return throughput_producer(*tx, side);
+          return run_sender_side(*tx, side);
         case Role::consumer:
-          return throughput_consumer(*rx, side);
+          return run_receiver_side(*rx, side);
       }
       SideReport report;
       return fail(report, "unknown role");
@@ -90,10 +90,19 @@ class MpmcSession final : public Session {
 class MpmcTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return "ring-mpmc"; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "engine::MpmcRing (ours): fixed slots sized to the payload, in place; ping-pong over "
            "two rings; busy or blocking; throughput also P -> C with --producers/--consumers";
   }
+  std::string_view description() const noexcept override {
+    return "Ours: engine::MpmcRing, fixed slots sized to the payload (the queue bytes / slot "
+           "stride, at least 4, a power of two), one ring per direction. The payload is written "
+           "in place into a claimed slot and read in place from it: zero copies. Busy mode polls "
+           "try_loan/try_read; blocking mode waits with WaitStrategy::sleeping() (spin, yield, "
+           "futex). Throughput can also run P producers to C consumers (--producers, "
+           "--consumers).";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.pattern == Pattern::pingpong && (spec.producers != 1 || spec.consumers != 1)) {
       return "ping-pong is one initiator and one echoer";

@@ -76,9 +76,9 @@ class SpscSession final : public Session {
         case Role::echoer:
           return pingpong_echoer(*tx, *rx, side);
         case Role::producer:
-          return throughput_producer(*tx, side);
+          return run_sender_side(*tx, side);
         case Role::consumer:
-          return throughput_consumer(*rx, side);
+          return run_receiver_side(*rx, side);
       }
       SideReport report;
       return fail(report, "unknown role");
@@ -92,10 +92,20 @@ class SpscSession final : public Session {
 class SpscTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return "ring-spsc"; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "engine::SpscRing (ours): variable-length frames written and read in place; "
            "ping-pong over two rings; busy or blocking (futex doorbell); 1 producer, 1 consumer";
   }
+  std::string_view description() const noexcept override {
+    return "Ours: engine::SpscRing, one named shm ring per direction (two for ping-pong). The "
+           "sender loans a frame in the ring and writes the payload in place; the receiver reads "
+           "it in place from the frame and releases it: zero copies. Each ring holds the "
+           "queue bytes (default 64 KiB) and at least 4 frames, rounded up to a power of two. "
+           "Busy mode polls try_loan/try_read; blocking mode uses loan/read with "
+           "WaitStrategy::sleeping() (spin, yield, then the ring's futex doorbell). Every "
+           "message is published and released on its own unless --batch.";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.producers != 1 || spec.consumers != 1) {
       return "an SPSC ring has exactly one producer and one consumer";

@@ -8,14 +8,15 @@
 
 #include <algorithm>
 #include <bit>
+#include <thread>
 
 #include "drivers.hpp"
 #include "engine_endpoints.hpp"
 #include "symphony/engine/bus.hpp"
 #include "transport.hpp"
 #if defined(SYMPHONY_PERF_HAVE_ICEORYX)
-#include "roudi_config_embedded.hpp"
 #include "roudi_lease.hpp"
+#include "run_roudi.hpp"
 #endif
 
 namespace symphony::perf {
@@ -61,6 +62,20 @@ class TopicSession final : public Session {
         if (!pub) return failed("cannot advertise", pub.error());
         publisher.emplace(std::move(*pub));
       }
+      // A one-way publisher waits until every subscriber is attached (iceoryx connects ports in
+      // RouDi's discovery loop, ~100 ms): a sample published before would not reach it. The
+      // subscribers attach before the barrier, so they are all coming.
+      if (side.role == Role::producer) {
+        while (publisher->counters().subscribers < side.spec->consumers) {
+          if (SteadyClock::now() >= side.deadline) {
+            SideReport report;
+            return fail(report, "only %llu of %u subscribers attached",
+                        static_cast<unsigned long long>(publisher->counters().subscribers),
+                        side.spec->consumers);
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      }
       const char* transport = name_of(topic_.transport);
       std::optional<LoanSender<engine::RawPublisher>> tx;
       std::optional<FrameReceiver<engine::RawSubscriber>> rx;
@@ -69,8 +84,8 @@ class TopicSession final : public Session {
       switch (side.role) {
         case Role::initiator: return pingpong_initiator(*tx, *rx, side);
         case Role::echoer: return pingpong_echoer(*tx, *rx, side);
-        case Role::producer: return throughput_producer(*tx, side);
-        case Role::consumer: return throughput_consumer(*rx, side);
+        case Role::producer: return run_sender_side(*tx, side);
+        case Role::consumer: return run_receiver_side(*rx, side);
       }
       SideReport report;
       return fail(report, "unknown role");
@@ -87,24 +102,46 @@ class TopicTransport final : public Transport {
  public:
   explicit TopicTransport(engine::TopicTransport transport) : transport_(transport) {}
   std::string_view name() const noexcept override { return name_of(transport_); }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return transport_ == engine::TopicTransport::native
                ? "symphony::Bus topic, native transport (ours): the public loan/publish/take API "
-                 "over the broadcast ring; one block subscriber; busy or blocking (futex)"
+                 "over the broadcast ring; block subscribers; busy or blocking (futex); fan-out"
                : "symphony::Bus topic, iceoryx transport (ours over iceoryx 2.0): the same code "
-                 "as topic-native; depth <= 256; busy or blocking (notify eventfd)";
+                 "as topic-native; depth <= 256; busy or blocking (notify eventfd); fan-out";
   }
+  std::string_view description() const noexcept override {
+    return transport_ == engine::TopicTransport::native
+               ? "Ours: a symphony::Bus topic on the native transport (our broadcast ring in "
+                 "shm), through the public API a host uses: advertise/subscribe, "
+                 "loan/publish/take/release. Two topics for ping-pong (one each way), one for "
+                 "the other patterns. The publisher loans a slot and writes the payload in "
+                 "place; each subscriber reads it in place and releases it: zero copies. "
+                 "Subscribers are Overflow::block (nothing is lost) with depth = the queue bytes "
+                 "/ slot stride (at least 4); ring capacity 2 x depth (a power of two, at least "
+                 "8), history 0, priority lane 1 slot. Busy mode polls try_loan/try_take; "
+                 "blocking mode uses loan/take with WaitStrategy::sleeping() (spin, yield, then "
+                 "the topic's futex doorbell). Fan-out: one publisher, N subscriber processes."
+               : "Ours: a symphony::Bus topic on the iceoryx transport (iceoryx 2.0 underneath, "
+                 "through the RouDi the harness runs with its own pool config, chunks up to 64 "
+                 "MiB), the same code as topic-native. The publisher loans an iceoryx chunk and "
+                 "writes the payload in place; each subscriber reads it in place: zero copies. "
+                 "Block subscribers (WAIT_FOR_CONSUMER + BLOCK_PRODUCER), depth = the queue "
+                 "bytes / slot stride (4 to 256), history 0. Busy mode polls try_loan/try_take; "
+                 "blocking mode sleeps on the subscriber's notify eventfd (an iceoryx Listener "
+                 "thread writes it). Fan-out: one publisher, N subscriber processes.";
+  }
+  bool broadcasts() const noexcept override { return true; }
   std::string unsupported(const MeasureSpec& spec) const override {
-    if (spec.producers != 1 || spec.consumers != 1) {
-      return "a topic has one publisher; fan-out is measured separately";
+    if (spec.producers != 1) return "a topic is measured with one publisher";
+    if (spec.pattern != Pattern::fanout && spec.consumers != 1) {
+      return "one subscriber, except in the fan-out pattern";
     }
     if (spec.payload > (std::size_t{1} << 31)) return "samples carry at most 2 GiB";
 #if defined(SYMPHONY_PERF_HAVE_ICEORYX)
     if (transport_ == engine::TopicTransport::iceoryx) {
       if (spec.batch > 7) return "an iceoryx publisher holds at most 7 unpublished loans";
-      if (spec.payload + 64 > engine::roudi::kConfigLargestChunkPayload) {
-        return "larger than RouDi's largest chunk (engine/src/iceoryx/roudi_config.toml)";
-      }
+      // Our samples carry a 16-byte user header, aligned: 64 bytes cover it.
+      if (auto why = run_roudi().unsupported(spec.payload + 64); !why.empty()) return why;
     }
 #endif
     return {};
@@ -132,9 +169,14 @@ class TopicTransport final : public Transport {
     subscriber.depth = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
         spec.queue_bytes / stride, 4,
         transport_ == engine::TopicTransport::iceoryx ? 256 : (1U << 20)));
+    topic.max_subscribers = std::max(16U, spec.consumers + 1);
     if (transport_ == engine::TopicTransport::native) {
+      // Twice the depth, so a publisher never waits for a slot a subscriber has released; no
+      // more (a 64 MiB payload's slots are 64 MiB each), and a one-slot priority lane that the
+      // harness never uses.
       topic.capacity = static_cast<std::uint32_t>(
-          std::max<std::uint64_t>(64, std::bit_ceil(2 * std::uint64_t{subscriber.depth})));
+          std::max<std::uint64_t>(8, std::bit_ceil(2 * std::uint64_t{subscriber.depth})));
+      topic.priority_capacity = 1;
     }
     return std::unique_ptr<Session>(new TopicSession(std::move(bus), topic, subscriber));
   }

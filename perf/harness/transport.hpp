@@ -37,7 +37,13 @@ class Transport {
   virtual ~Transport() = default;
   virtual std::string_view name() const noexcept = 0;
   // One line for --help: what it is, and what it cannot do.
+  virtual std::string_view summary() const noexcept = 0;
+  // One paragraph for the JSON "transports" array and the README: exactly what it does with the
+  // bytes (copies, in place, by reference), how it waits in each mode, and how it is configured
+  // (queue sizes, socket options, HWM, history).
   virtual std::string_view description() const noexcept = 0;
+  // One publisher reaching N subscribers (the fan-out pattern): topics only.
+  virtual bool broadcasts() const noexcept { return false; }
   // Empty if `spec` can be measured, else why not (printed as a skip note).
   virtual std::string unsupported(const MeasureSpec& spec) const = 0;
   // Creates the shared state for one measurement (in the parent, before forking). Segment names
@@ -48,9 +54,13 @@ class Transport {
 
 using TransportFactory = std::unique_ptr<Transport> (*)();
 
+// Whose transport it is: the standard matrix sweeps payloads for ours (and iceoryx-raw).
+enum class Origin : std::uint8_t { floor, ours, peer };
+
 struct TransportEntry {
   std::string_view name;
   TransportFactory make;
+  Origin origin;
 };
 
 // Every transport, in the order `--transport all` runs them; the machine floor comes first.
@@ -66,7 +76,10 @@ std::unique_ptr<Transport> make_topic_native_transport();
 std::unique_ptr<Transport> make_topic_iceoryx_transport();  // SYMPHONY_PERF_HAVE_ICEORYX only
 std::unique_ptr<Transport> make_boost_spsc_transport();
 std::unique_ptr<Transport> make_control_rr_transport();
+std::unique_ptr<Transport> make_handoff_transport();
 std::unique_ptr<Transport> make_zmq_ipc_transport();
+std::unique_ptr<Transport> make_uds_transport();
+std::unique_ptr<Transport> make_boost_mq_transport();
 #if defined(SYMPHONY_PERF_HAVE_ICEORYX)
 std::unique_ptr<Transport> make_iceoryx_raw_transport();
 #endif

@@ -110,11 +110,11 @@ class ZmqSession final : public Session {
         case Role::initiator: return pingpong_initiator(endpoint, endpoint, side);
         case Role::echoer: return pingpong_echoer(endpoint, endpoint, side);
         case Role::producer: {
-          SideReport report = throughput_producer(endpoint, side);
+          SideReport report = run_sender_side(endpoint, side);
           wait_for_consumers(side);  // closing now could drop what the ROUTER has not read
           return report;
         }
-        case Role::consumer: return throughput_consumer(endpoint, side);
+        case Role::consumer: return run_receiver_side(endpoint, side);
       }
       SideReport report;
       return fail(report, "unknown role");
@@ -128,10 +128,19 @@ class ZmqSession final : public Session {
 class ZmqIpcTransport final : public Transport {
  public:
   std::string_view name() const noexcept override { return "zmq-ipc"; }
-  std::string_view description() const noexcept override {
+  std::string_view summary() const noexcept override {
     return "peer: raw cppzmq DEALER/ROUTER over ipc:// (libzmq 4.3.4); payload copied into and "
            "out of messages; 1 producer, 1 consumer";
   }
+  std::string_view description() const noexcept override {
+    return "Peer: raw cppzmq (libzmq 4.3) DEALER to ROUTER over ipc:// in /tmp, one context with "
+           "one I/O thread per process. The sender writes the payload into a zmq::message_t it "
+           "sends (libzmq copies it through its pipe and the Unix socket); the receiver reads "
+           "it from the received message. SNDHWM and RCVHWM are the queue bytes / payload (at "
+           "least 4); the DEALER lingers up to 10 s so that nothing in flight is dropped. Busy "
+           "mode polls recv with ZMQ_DONTWAIT; blocking mode waits in zmq_poll, then receives.";
+  }
+
   std::string unsupported(const MeasureSpec& spec) const override {
     if (spec.producers != 1 || spec.consumers != 1) return "one DEALER, one ROUTER";
     if (spec.batch != 1) return "each message is sent on its own (no batching)";
