@@ -300,6 +300,17 @@ class PercentilePoint:
     inverse: float  # 1 / (1 - percentile); infinite at the last line
 
 
+def hgrm_point(fields: Sequence[str]) -> PercentilePoint:
+    """One row. HdrHistogram (Java) leaves the 1/(1-percentile) column out of the 100% row;
+    hdr_histogram (C) writes "inf" there: both are an infinite inverse."""
+    if len(fields) == 3:
+        fields = [*fields, "inf"]
+    if len(fields) != 4:
+        raise ValueError("not 3 or 4 columns")
+    value, percentile, _count, inverse = (float(f) for f in fields)
+    return PercentilePoint(value, percentile, inverse)
+
+
 def read_hgrm(path: Path) -> list[PercentilePoint]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -313,12 +324,11 @@ def read_hgrm(path: Path) -> list[PercentilePoint]:
         if not fields or line.startswith("#") or fields[0] == "Value":
             continue
         try:
-            value, percentile, _count, inverse = (float(f) for f in fields)
+            points.append(hgrm_point(fields))
         except ValueError:
             raise ReportError(f"{path}:{number}: not an .hgrm row "
                               f"(value percentile count 1/(1-percentile)): {line.strip()[:60]}"
                               ) from None
-        points.append(PercentilePoint(value, percentile, inverse))
     if not points:
         raise ReportError(f"{path}: no percentile rows")
     return points

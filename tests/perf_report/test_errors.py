@@ -109,6 +109,12 @@ class Errors(TempDirTest):
             encoding="utf-8")
         self.assert_error(path, "uds-pingpong-busy-64B.hgrm:3: not an .hgrm row")
 
+    def test_hgrm_row_with_two_columns(self) -> None:
+        path = self.write_fixture()
+        (self.dir / "hgrm" / "uds-pingpong-busy-64B.hgrm").write_text("12.0 0.5\n",
+                                                                       encoding="utf-8")
+        self.assert_error(path, "uds-pingpong-busy-64B.hgrm:1: not an .hgrm row")
+
     def test_gnuplot_missing(self) -> None:
         path = self.write_fixture()
         empty_bin = self.dir / "bin"

@@ -82,6 +82,20 @@ class PlotData(TempDirTest):
         ring = next(s for s in plot.series if s.title == "ring-spsc")
         self.assertEqual(ring.points, [(p.inverse, p.value_ns) for p in points[:-1]])
 
+    def test_hgrm_last_row_with_or_without_the_inverse_column(self) -> None:
+        header = "       Value     Percentile TotalCount 1/(1-Percentile)\n\n"
+        rows = "      85.000 0.500000000000        500           2.00\n"
+        java = self.dir / "java.hgrm"  # HdrHistogram leaves the 100% row's inverse out
+        java.write_text(header + rows + "     900.000 1.000000000000       1000\n",
+                        encoding="utf-8")
+        c_style = self.dir / "c.hgrm"  # hdr_histogram (C) writes inf
+        c_style.write_text(header + rows + "     900.000 1.000000000000       1000     inf\n",
+                           encoding="utf-8")
+        for path in (java, c_style):
+            last = self.tool.read_hgrm(path)[-1]
+            self.assertEqual((last.value_ns, last.percentile, last.inverse),
+                             (900.0, 1.0, float("inf")), path.name)
+
     def test_no_hgrm_files_means_no_percentile_plot(self) -> None:
         def drop_hgrm(document: dict[str, Any]) -> None:
             for row in document["results"]:
