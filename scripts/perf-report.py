@@ -513,8 +513,9 @@ def floor_target(perf: PerfRun, transport: str, bound: float) -> Verdict:
     target = f"{transport} ≤ {bound:g}x floor (busy, 64 B, p50)"
     row = find_row(perf, transport, "busy", 64)
     reason = missing_reason(row, f"{transport} pingpong busy 64 B")
-    if reason is None and row is not None and row.ratio_to_floor is None:
-        reason = f"{row.label()} has no ratio_to_floor"
+    if reason is None and row is not None and not row.ratio_to_floor:
+        # null, or 0 (a p50 is never 0: no floor was measured with it): never a pass.
+        reason = f"{row.label()} has no ratio_to_floor ({row.ratio_to_floor})"
     if reason or row is None or row.ratio_to_floor is None:
         return Verdict(target, reason or "", "-", "no data")
     return Verdict(target, f"{transport} {format_ns(row.p50_ns)}, floor interleaved with it",
@@ -724,13 +725,28 @@ PERCENTILE_TICS = '("0%%" 1, "90%%" 10, "99%%" 100, "99.9%%" 1e3, "99.99%%" 1e4,
                   '"99.999%%" 1e5, "99.9999%%" 1e6)'
 
 
+def percentile_rows(perf: PerfRun) -> list[Row]:
+    """Busy 64 B ping-pong rows with an .hgrm file, and the floor's at whatever size it ran (the
+    harness's floor is one word: 8 B) as the reference line."""
+    busy = [r for r in measured_rows(perf, "pingpong", "busy")
+            if r.fanout == 1 and r.hgrm is not None]
+    rows = [r for r in busy if r.payload_bytes == 64]
+    floors = [r for r in busy if r.transport == "floor"]
+    if floors and not any(r.transport == "floor" for r in rows):
+        rows.insert(0, floors[0])
+    return rows
+
+
 def percentile_plot(perf: PerfRun) -> Optional[Plot]:
     series = []
-    for row in measured_rows(perf, "pingpong", "busy"):
-        if row.payload_bytes == 64 and row.fanout == 1 and row.hgrm is not None:
-            points = [(p.inverse, p.value_ns) for p in read_hgrm(row.hgrm)
-                      if math.isfinite(p.inverse) and p.value_ns > 0]
-            series.append(Series(row.transport, points, series_style(perf, row.transport)))
+    for row in percentile_rows(perf):
+        assert row.hgrm is not None
+        points = [(p.inverse, p.value_ns) for p in read_hgrm(row.hgrm)
+                  if math.isfinite(p.inverse) and p.value_ns > 0]
+        title = row.transport
+        if row.payload_bytes != 64:
+            title += f" ({format_bytes(row.payload_bytes)})"
+        series.append(Series(title, points, series_style(perf, row.transport)))
     if not series:
         return None
     widest = max(x for s in series for x, _ in s.points)

@@ -82,6 +82,15 @@ class PlotData(TempDirTest):
         ring = next(s for s in plot.series if s.title == "ring-spsc")
         self.assertEqual(ring.points, [(p.inverse, p.value_ns) for p in points[:-1]])
 
+    def test_an_8_byte_floor_is_the_reference_line_of_the_64_byte_plot(self) -> None:
+        def floor_at_8_bytes(document: dict[str, Any]) -> None:  # as symphony-perf runs it
+            document["results"] = [r for r in document["results"] if r["transport"] != "floor"
+                                   or r["payload_bytes"] == 64]
+            next(r for r in document["results"] if r["transport"] == "floor")["payload_bytes"] = 8
+        perf = self.tool.load_perf_run(self.write_fixture(floor_at_8_bytes))
+        titles = [s.title for s in self.tool.percentile_plot(perf).series]
+        self.assertEqual(titles[:3], ["floor (8 B)", "ring-spsc", "topic-native"])
+
     def test_hgrm_last_row_with_or_without_the_inverse_column(self) -> None:
         header = "       Value     Percentile TotalCount 1/(1-Percentile)\n\n"
         rows = "      85.000 0.500000000000        500           2.00\n"

@@ -117,9 +117,11 @@ class Targets(TempDirTest):
         self.assertIn("no zmq-ipc pingpong busy 64 B row", verdicts[VS_ZMQ].compared)
         self.assertEqual(verdicts[TOPIC_FLOOR].verdict, "met")  # the others still judged
 
-    def test_missing_floor_ratio_is_no_data(self) -> None:
-        verdict = self.verdicts(set_field("ring-spsc", "busy", 64, ratio_to_floor=None))
-        self.assertEqual(verdict[RING_FLOOR].verdict, "no data")
+    def test_missing_or_zero_floor_ratio_is_no_data(self) -> None:
+        for ratio in (None, 0):
+            verdict = self.verdicts(set_field("ring-spsc", "busy", 64, ratio_to_floor=ratio))
+            self.assertEqual(verdict[RING_FLOOR].verdict, "no data", ratio)
+            self.assertIn("has no ratio_to_floor", verdict[RING_FLOOR].compared)
 
 
 if __name__ == "__main__":
