@@ -81,7 +81,8 @@ std::span<const FieldRule> body_schema(MessageType type) {
                                         {"type", T::STRING, true}};
   static constexpr FieldRule event[] = {{"seq", T::INT64, true}, {"kind", T::STRING, true}};
   static constexpr FieldRule snapshot[] = {{"seq", T::INT64, true}, {"state", T::OBJECT, true}};
-  static constexpr FieldRule heartbeat[] = {{"seq", T::INT64, false}};
+  static constexpr FieldRule heartbeat[] = {{"seq", T::INT64, false},
+                                            {"busy_ms", T::INT64, false}};
   switch (type) {
     case MessageType::hello: return hello;
     case MessageType::welcome: return welcome;

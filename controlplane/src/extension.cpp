@@ -68,6 +68,31 @@ engine::Result<ExtensionOptions> ExtensionOptions::from_environment() {
   return options;
 }
 
+CallbackWatch::Running CallbackWatch::start() {
+  std::lock_guard lock(mutex_);
+  const std::uint64_t id = next_id_++;
+  running_.emplace_back(id, Clock::now());
+  return Running(this, id);
+}
+
+void CallbackWatch::finish(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  for (auto& entry : running_) {
+    if (entry.first == id) {
+      entry = running_.back();
+      running_.pop_back();
+      return;
+    }
+  }
+}
+
+std::chrono::milliseconds CallbackWatch::oldest_running(Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  Clock::time_point oldest = now;
+  for (const auto& entry : running_) oldest = std::min(oldest, entry.second);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now - oldest);
+}
+
 struct ExtensionChannel::Impl {
   ExtensionOptions options;
   ExtensionHandlers handlers;
@@ -89,6 +114,7 @@ struct ExtensionChannel::Impl {
   std::uint64_t state_seq = 0;
   std::string last_refusal;
   ExtensionCounters counters;
+  CallbackWatch callbacks;
 
   // I/O thread only.
   std::string events_endpoint;
@@ -357,6 +383,10 @@ struct ExtensionChannel::Impl {
       if (is_welcomed && now >= next_heartbeat) {
         Envelope hb;
         hb.type = MessageType::heartbeat;
+        const auto busy = callbacks.oldest_running(now);
+        if (busy.count() > 0 && options.protocol >= 2) {
+          hb.body = JsonObject().add("busy_ms", static_cast<std::int64_t>(busy.count())).str();
+        }
         send(std::move(hb));
         next_heartbeat = now + heartbeat;
       }
@@ -519,5 +549,7 @@ ExtensionCounters ExtensionChannel::counters() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->counters;
 }
+
+CallbackWatch& ExtensionChannel::callbacks() noexcept { return impl_->callbacks; }
 
 }  // namespace symphony::controlplane

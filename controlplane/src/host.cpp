@@ -291,19 +291,34 @@ struct ControlHost::Impl {
                                            ")"});
   }
 
-  // Marks the sender seen; returns its route if it completed a hello, else refuses.
-  std::optional<std::string> known_sender(const std::string& identity, std::uint64_t id) {
+  // Marks the sender seen; returns its route if it completed a hello, else refuses. `busy`: what
+  // a heartbeat says about its oldest running callback (other messages leave it as it was).
+  std::optional<std::string> known_sender(const std::string& identity, std::uint64_t id,
+                                          std::optional<std::chrono::milliseconds> busy) {
     std::optional<std::string> route;
     bool came_back = false;
+    std::string hang;
     {
       std::lock_guard lock(mutex);
       for (auto& [r, peer] : peers) {
         if (peer.identity == identity &&
             (peer.info.state == PeerState::connected ||
              peer.info.state == PeerState::unresponsive)) {
-          came_back = peer.info.state == PeerState::unresponsive;
-          peer.info.state = PeerState::connected;
-          peer.info.last_seen = Clock::now();
+          PeerInfo& info = peer.info;
+          if (busy) info.busy_for = *busy;
+          info.last_seen = Clock::now();
+          const auto limit = info.registration.hang_after;
+          if (limit.count() > 0 && info.busy_for > limit) {
+            if (info.state == PeerState::connected) {
+              info.state = PeerState::unresponsive;
+              hang = "extension '" + r + "' is hung (a callback has been running for " +
+                     std::to_string(info.busy_for.count()) + " ms, over its limit of " +
+                     std::to_string(limit.count()) + " ms)";
+            }
+          } else {
+            came_back = info.state == PeerState::unresponsive;
+            info.state = PeerState::connected;
+          }
           route = r;
           break;
         }
@@ -314,8 +329,20 @@ struct ControlHost::Impl {
       reply_error(identity, id, "refused", "say hello with a registered token first");
       return std::nullopt;
     }
+    if (!hang.empty()) {
+      fail_pending_of(*route, hang);
+      emit({*route, PeerState::unresponsive, hang});
+    }
     if (came_back) emit({*route, PeerState::connected, "responsive again"});
     return route;
+  }
+
+  // A heartbeat's "busy_ms"; zero when absent or unreadable.
+  std::chrono::milliseconds busy_of(const Envelope& heartbeat) const {
+    if (heartbeat.body.size() <= 2) return {};  // "{}": the common case, nothing to parse
+    auto body = JsonReader::parse(heartbeat.body, options.limits);
+    const auto busy = body ? body->integer("busy_ms") : std::nullopt;
+    return std::chrono::milliseconds(busy && *busy > 0 ? *busy : 0);
   }
 
   void handle(zmq::multipart_t& message) {
@@ -337,7 +364,11 @@ struct ControlHost::Impl {
     }
     const Envelope& e = *envelope;
     if (e.type == MessageType::hello) return handle_hello(identity, e);
-    const auto route = known_sender(identity, e.id);
+    const auto route =
+        known_sender(identity, e.id,
+                     e.type == MessageType::heartbeat
+                         ? std::optional<std::chrono::milliseconds>(busy_of(e))
+                         : std::nullopt);
     if (!route) return;
     switch (e.type) {
       case MessageType::heartbeat: return;
@@ -550,10 +581,12 @@ const std::string& ControlHost::control_endpoint() const noexcept {
 }
 const std::string& ControlHost::events_endpoint() const noexcept { return impl_->events_endpoint; }
 
-Registration ControlHost::register_extension(std::string_view extension, int instance) {
+Registration ControlHost::register_extension(std::string_view extension, int instance,
+                                             std::chrono::milliseconds hang_after) {
   Registration registration;
   registration.extension = std::string(extension);
   registration.instance = instance;
+  registration.hang_after = hang_after;
   registration.token = make_token();
   {
     std::lock_guard lock(impl_->mutex);

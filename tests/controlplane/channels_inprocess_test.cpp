@@ -1,6 +1,9 @@
 // Host and extension channels in one process (threads: the TSan twins of the control plane):
 // tokens and generations, snapshots and resyncs, garbage from a foreign client, old protocol.
 
+#include <future>
+#include <optional>
+
 #include "channels_fixture.hpp"
 
 namespace symphony::controlplane {
@@ -226,6 +229,67 @@ TEST_F(ChannelsTest, OldProtocolVersionIsAccepted) {
   const auto peers = host->peers();
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(peers[0].protocol, kOldestProtocolVersion);
+}
+
+// A callback stuck on a worker thread while the I/O thread still heartbeats: the heartbeats say
+// how long it has run, and past the registration's hang_after the host reports a hang, fails
+// what is pending, and refuses new requests at once; when it finishes, the extension is back.
+TEST_F(ChannelsTest, ADeadlockedCallbackIsAHangEvenWhileHeartbeatsFlow) {
+  std::mutex m;  // before the host: its I/O thread calls back into these until it is gone
+  std::vector<PeerEvent> events;
+  auto host = start_host();
+  host->on_peer_event([&](const PeerEvent& e) {
+    std::lock_guard lock(m);
+    events.push_back(e);
+  });
+  const Registration r = host->register_extension("stuck", 0, 300ms);
+  ExtensionHandlers echo;
+  echo.on_request = [](const std::string&, const std::string& p) -> engine::Result<std::string> {
+    return p;
+  };
+  auto channel = ExtensionChannel::connect(extension_options(r), echo);
+  ASSERT_TRUE(channel);
+  ASSERT_TRUE((*channel)->wait_ready(5s));
+  ASSERT_TRUE(host->request("stuck", "echo", "1", 5s).get());
+
+  std::promise<void> release;
+  std::thread worker([&, running = (*channel)->callbacks().start()]() mutable {
+    release.get_future().wait();
+  });
+  struct ReleaseOnExit {  // a failed ASSERT must not leave the worker joinable
+    std::promise<void>& release;
+    std::thread& worker;
+    ~ReleaseOnExit() {
+      try {
+        release.set_value();
+      } catch (const std::future_error&) {
+      }
+      if (worker.joinable()) worker.join();
+    }
+  } release_on_exit{release, worker};
+  auto hung = [&]() -> std::optional<std::string> {
+    std::lock_guard lock(m);
+    for (const auto& e : events) {
+      if (e.state == PeerState::unresponsive) return e.reason;
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(eventually([&] { return hung().has_value(); }, 5s));
+  EXPECT_NE(hung()->find("hung"), std::string::npos) << *hung();
+  EXPECT_TRUE((*channel)->host_connected()) << "heartbeats kept flowing all along";
+  auto refused = host->request("stuck", "echo", "2", 5s).get();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::unavailable);
+  std::this_thread::sleep_for(200ms);  // more heartbeats while still stuck: no flapping
+  {
+    std::lock_guard lock(m);
+    EXPECT_EQ(events.back().state, PeerState::unresponsive);
+  }
+
+  release.set_value();
+  worker.join();
+  ASSERT_TRUE(wait_connected(*host, "stuck/0"));
+  EXPECT_TRUE(host->request("stuck", "echo", "3", 5s).get());
 }
 
 }  // namespace

@@ -84,9 +84,9 @@ TEST_F(ChannelsTest, StoppedExtensionIsReportedUnresponsiveAndComesBack) {
   SharedArray<std::uint64_t> stop(1);
   const Registration r = registration("frozen");
   ChildProcess child = spawn_echo(r, stop);
-  auto host = start_host();
-  std::mutex m;
+  std::mutex m;  // before the host: its I/O thread calls back into these until it is gone
   std::vector<PeerEvent> events;
+  auto host = start_host();
   host->on_peer_event([&](const PeerEvent& e) {
     std::lock_guard lock(m);
     events.push_back(e);

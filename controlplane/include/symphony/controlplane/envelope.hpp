@@ -28,7 +28,8 @@ inline constexpr const char* kSdkVersion = "0.3.0";
 enum class MessageType : std::uint8_t {
   hello,             // extension -> host: {token, extension, instance, generation, sdk, layout}
   welcome,           // host -> extension: {heartbeat_ms, events}
-  heartbeat,         // both ways: {} (from the host: {seq}, its broadcast sequence)
+  heartbeat,         // both ways: {} (from the host: {seq}, its broadcast sequence; from an
+                     // extension: {busy_ms}, the age of its oldest running callback, if any)
   request,           // {method, payload[, deadline_ms]}
   reply,             // {payload}
   error,             // {code, message}

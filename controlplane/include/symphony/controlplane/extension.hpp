@@ -4,14 +4,18 @@
 // one I/O thread ("sym-ctl-ext"). It says hello with its token, answers heartbeats, serves
 // requests and lifecycle commands through the handlers, keeps a copy of the host's broadcast
 // state (a snapshot, then sequenced deltas; a gap triggers a resync), and when the host vanishes
-// it says hello again until the host is back. Handlers run on the I/O thread.
+// it says hello again until the host is back. Handlers run on the I/O thread. Heartbeats carry
+// the age of the oldest running callback (CallbackWatch).
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "symphony/controlplane/envelope.hpp"
 #include "symphony/engine/error.hpp"
@@ -57,6 +61,43 @@ struct ExtensionHandlers {
   std::function<void(bool connected)> on_host;
 };
 
+// Which callbacks are running and since when. The I/O thread reports the age of the oldest one
+// in every heartbeat ("busy_ms"), so the host sees a deadlocked callback as a hang even while
+// heartbeats still flow. An SDK that runs callbacks on worker threads marks each one here. (The
+// channel's own handlers run on the I/O thread: one that is stuck stops the heartbeats, which
+// the host notices as well.)
+class CallbackWatch {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  class Running {
+   public:
+    Running(Running&& other) noexcept : watch_(std::exchange(other.watch_, nullptr)), id_(other.id_) {}
+    Running& operator=(Running&&) = delete;
+    ~Running() {
+      if (watch_ != nullptr) watch_->finish(id_);
+    }
+
+   private:
+    friend class CallbackWatch;
+    Running(CallbackWatch* watch, std::uint64_t id) noexcept : watch_(watch), id_(id) {}
+    CallbackWatch* watch_;
+    std::uint64_t id_;
+  };
+
+  // Marks a callback as running until the returned token is destroyed.
+  [[nodiscard]] Running start();
+  // How long the oldest running callback has been running; zero when none is.
+  std::chrono::milliseconds oldest_running(Clock::time_point now = Clock::now()) const;
+
+ private:
+  void finish(std::uint64_t id);
+
+  mutable std::mutex mutex_;
+  std::uint64_t next_id_ = 1;
+  std::vector<std::pair<std::uint64_t, Clock::time_point>> running_;  // few at a time
+};
+
 struct ExtensionCounters {
   std::uint64_t requests = 0;
   std::uint64_t hellos = 0;       // sent (one per connect or reconnect attempt)
@@ -89,6 +130,9 @@ class ExtensionChannel {
   // The last error the host sent (e.g. why a hello was refused).
   std::string last_refusal() const;
   ExtensionCounters counters() const;
+  // Callbacks that run outside the channel's handlers (an SDK's worker threads) mark themselves
+  // here.
+  CallbackWatch& callbacks() noexcept;
 
   struct Impl;
 

@@ -39,6 +39,9 @@ struct Registration {
   int instance = 0;
   std::uint64_t generation = 1;
   std::string token;
+  // A callback of this extension running longer than this (its heartbeats say so) makes it
+  // unresponsive: a hang, even while its heartbeats still flow. Zero: never.
+  std::chrono::milliseconds hang_after{0};
 
   std::string route() const;     // "<extension>/<instance>": what requests are addressed to
   std::string identity() const;  // "<extension>/<instance>/<generation>": the ZeroMQ identity
@@ -59,6 +62,7 @@ struct PeerInfo {
   std::chrono::steady_clock::time_point last_seen{};
   int protocol = 0;
   std::string sdk;
+  std::chrono::milliseconds busy_for{0};  // its oldest running callback, per its last heartbeat
 };
 
 struct HostCounters {
@@ -93,7 +97,8 @@ class ControlHost {
 
   // A new token and generation for this extension instance (replacing an earlier one: the
   // older generation is refused from then on).
-  Registration register_extension(std::string_view extension, int instance = 0);
+  Registration register_extension(std::string_view extension, int instance = 0,
+                                  std::chrono::milliseconds hang_after = {});
   // Re-admits a known registration (a restarted host taking its extensions back).
   void register_extension(const Registration& registration);
 
