@@ -34,8 +34,11 @@ namespace {
 namespace cp = controlplane;
 using engine::WaitStrategy;
 
-// All runs share one bus (one runtime directory); each owner's socket is named by its pid.
-constexpr const char* kBus = "symphony-perf";
+// One bus (runtime directory) per direction, shared by every run; each owner's socket is named by
+// its pid. Two directories, because HandoffOwner::create removes the sockets of owners it finds
+// not listening, and an owner starting at the same moment in the same directory (bound, not yet
+// listening) looks like one: the other side's owner must not start next to it.
+constexpr const char* kBus[2] = {"symphony-perf-a", "symphony-perf-b"};
 
 class HandoffSender {
  public:
@@ -186,7 +189,7 @@ class HandoffSession final : public Session {
         auto attached = engine::SpscProducer::attach(*out_ring);
         if (!attached) return failed("cannot produce on the descriptor ring", attached.error());
         producer.emplace(std::move(*attached));
-        auto created = cp::HandoffOwner::create(kBus, sends_on_first ? "perf-a" : "perf-b");
+        auto created = cp::HandoffOwner::create(kBus[sends_on_first ? 0 : 1], "perf");
         if (!created) return failed("cannot create the handoff owner", created.error());
         owner.emplace(std::move(*created));
       }
@@ -197,7 +200,8 @@ class HandoffSession final : public Session {
         auto attached = engine::SpscConsumer::attach(*in_ring);
         if (!attached) return failed("cannot consume from the descriptor ring", attached.error());
         consumer.emplace(std::move(*attached));
-        auto created = cp::HandoffReceiver::create(kBus);
+        // The descriptors come from the other side's owner, in its directory.
+        auto created = cp::HandoffReceiver::create(kBus[sends_on_first && pingpong ? 1 : 0]);
         if (!created) return failed("cannot create the handoff receiver", created.error());
         receiver.emplace(std::move(*created));
       }

@@ -32,6 +32,9 @@
 #include "report.hpp"
 #include "shm_region.hpp"
 #include "transport.hpp"
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+#include "run_roudi.hpp"
+#endif
 
 namespace symphony::perf {
 namespace {
@@ -606,6 +609,13 @@ std::string join_command(int argc, char** argv) {
 
 int run(const Options& options, const std::string& command) {
   install_interrupt_handlers();
+#if defined(SYMPHONY_PERF_HAVE_ICEORYX)
+  // The harness's own RouDi, if an iceoryx transport started one, stops with the run however it
+  // ends (after the children that used it are gone).
+  struct StopRoudi {
+    ~StopRoudi() { run_roudi().stop(); }
+  } stop_roudi;
+#endif
   if (const int removed = remove_stale_regions(); removed > 0) {
     std::fprintf(stderr, "symphony-perf: removed %d segment(s) left by dead runs\n", removed);
   }
@@ -671,16 +681,26 @@ int run(const Options& options, const std::string& command) {
   std::vector<RepeatResult> all_floors;
   std::vector<ResultRow> rows;
   std::vector<const Distribution*> distributions;
-  std::optional<std::string> failure;
+  std::vector<std::string> failures;
   unsigned noisy_results = 0;
   const auto run_start = std::chrono::steady_clock::now();
   double estimated_done = 0;
-  for (std::size_t p = 0; p < points.size() && !failure; ++p) {
+  for (std::size_t p = 0; p < points.size() && !interrupted(); ++p) {
     Point& point = points[p];
     const std::string name(point.transport->name());
     if (point.skipped.empty()) {
-      failure = measure_point(runner, *floor, floor_spec, options.repeats, point, all_floors);
-      if (failure) break;
+      // A failed measurement fails the run (exit status 1), but the rest still runs: a flaky
+      // row must not lose a ten-minute matrix. Its row says what failed.
+      if (auto failure =
+              measure_point(runner, *floor, floor_spec, options.repeats, point, all_floors)) {
+        std::fprintf(stderr, "symphony-perf: FAILED: %s\n", failure->c_str());
+        failures.push_back(*failure);
+        point.skipped = "failed: " + *failure;
+        point.repeats.clear();
+        point.floors.clear();
+      }
+    }
+    if (point.skipped.empty()) {
       // The floor measured on its own is its own reference.
       const auto& floors = point.transport == floor.get() ? point.repeats : point.floors;
       rows.push_back(summarize(name, point, point.repeats, floors));
@@ -723,10 +743,9 @@ int run(const Options& options, const std::string& command) {
                  "tails\n",
                  noisy_results, points.size());
   }
-  if (failure) {
-    std::fprintf(stderr, "symphony-perf: FAILED: %s\n", failure->c_str());
-    if (!rows.empty()) std::fprintf(stderr, "symphony-perf: the table above is incomplete\n");
-    return interrupted() ? 130 : kExitFailed;
+  if (interrupted()) {
+    std::fprintf(stderr, "symphony-perf: interrupted: the table above is incomplete\n");
+    return 130;
   }
   if (!options.hgrm_dir.empty()) {
     if (const auto error = write_hgrm_files(options, rows, distributions)) {
@@ -760,6 +779,12 @@ int run(const Options& options, const std::string& command) {
   }
   std::fprintf(stderr, "symphony-perf: done in %.1f s\n",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count());
+  if (!failures.empty()) {
+    std::fprintf(stderr, "symphony-perf: FAILED: %zu measurement(s) failed (rows \"failed: ...\"):\n",
+                 failures.size());
+    for (const std::string& failure : failures) std::fprintf(stderr, "  %s\n", failure.c_str());
+    return kExitFailed;
+  }
   return kExitOk;
 }
 
