@@ -9,6 +9,7 @@
 //   --ignore-term         ignores SIGTERM (the supervisor must escalate to SIGKILL)
 //   --grandchild          forks a child that calls setsid (escaping the process group) and sleeps
 //   --print-lines N       prints N numbered lines of 100 bytes at start (log bounds)
+//   --hello-retry-ms N    ExtensionOptions::retry_interval (default: the control plane's)
 //
 // Requests: "inspect" answers with what it recorded; anything else is echoed. The stop command
 // makes it exit 0.
@@ -134,6 +135,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "test-extension: %s\n", options.error().message.c_str());
     return 2;
   }
+  const long hello_retry = arg_value(argc, argv, "--hello-retry-ms", 0);
+  if (hello_retry > 0) options->retry_interval = std::chrono::milliseconds(hello_retry);
   std::atomic<bool> stop{false};
   ExtensionHandlers handlers;
   const std::string inspect = JsonObject()

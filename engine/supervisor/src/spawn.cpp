@@ -1,7 +1,6 @@
 #include "spawn.hpp"
 
 #include <signal.h>
-#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -133,7 +132,8 @@ engine::Result<SpawnedProcess> spawn_process(const SpawnPlan& plan) {
   SpawnedProcess spawned;
   spawned.pid = pid;
   // Not reaped yet, so the pid cannot have been reused: the pidfd names our child.
-  spawned.pidfd = UniqueFd(::pidfd_open(pid, 0));
+  // The raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.
+  spawned.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U)));
   if (!spawned.pidfd) {
     const int error = errno;
     ::kill(pid, SIGKILL);

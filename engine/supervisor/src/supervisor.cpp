@@ -940,7 +940,14 @@ Supervisor::~Supervisor() {
   impl_->call([impl = impl_.get()] { impl->begin_shutdown(); });
   if (impl_->thread.joinable()) impl_->thread.join();
   // The control plane's I/O thread may still post news: it stops before the queue goes away.
+  const std::string endpoints[] = {impl_->host->control_endpoint(),
+                                   impl_->host->events_endpoint()};
   impl_->host.reset();
+  // libzmq leaves the socket file of a bound ipc:// endpoint behind (it unlinks only the ones
+  // it created in a temporary directory); the supervisor started this host, so it removes them.
+  for (const std::string& endpoint : endpoints) {
+    if (endpoint.rfind("ipc://", 0) == 0) ::unlink(endpoint.c_str() + 6);
+  }
 }
 
 controlplane::ControlHost& Supervisor::control() noexcept { return *impl_->host; }
