@@ -212,7 +212,12 @@ class HandoffSession final : public Session {
       switch (side.role) {
         case Role::initiator: return pingpong_initiator(*tx, *rx, side);
         case Role::echoer: return pingpong_echoer(*tx, *rx, side);
-        case Role::producer: return run_sender_side(*tx, side);
+        case Role::producer: {
+          SideReport report = run_sender_side(*tx, side);
+          // The owner serves the fetches of what is still in the ring: it must outlive them.
+          wait_for_consumers(side);
+          return report;
+        }
         case Role::consumer: return run_receiver_side(*rx, side);
       }
       SideReport report;
