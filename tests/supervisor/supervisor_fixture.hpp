@@ -26,6 +26,14 @@
 namespace symphony::test {
 
 using namespace std::chrono_literals;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+// Silence that counts as a hang: sanitized processes on a busy machine stall longer.
+inline constexpr std::chrono::milliseconds kUnresponsiveAfter = kSanitized ? 2000ms : 600ms;
 using supervisor::LifecycleEvent;
 using supervisor::LifecycleState;
 
@@ -118,7 +126,7 @@ class SupervisorFixture : public ::testing::Test {
     supervisor::SupervisorOptions o;
     o.host.bus = bus_;
     o.host.heartbeat_interval = 50ms;
-    o.host.unresponsive_after = 600ms;
+    o.host.unresponsive_after = kUnresponsiveAfter;
     o.log_dir = log_dir_;
     o.stop_grace = 2s;
     o.kill_grace = 300ms;
@@ -143,7 +151,7 @@ class SupervisorFixture : public ::testing::Test {
     m.version = "1.0.0";
     m.executable = SYMPHONY_TEST_EXTENSION;
     m.args = std::move(args);
-    m.hang_timeout = 2s;
+    m.hang_timeout = kUnresponsiveAfter * 3;
     // Sanitizer builds start slowly on a busy machine.
     m.start_timeout = 30s;
     m.intensity = {1'000'000, 1s};

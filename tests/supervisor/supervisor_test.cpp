@@ -20,11 +20,6 @@ using controlplane::JsonReader;
 using supervisor::LimitMechanism;
 using supervisor::RestartKind;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;
-#else
-constexpr bool kAsan = false;
-#endif
 
 std::string request(supervisor::Supervisor& s, const std::string& route,
                     const std::string& method) {
@@ -210,7 +205,7 @@ TEST_F(SupervisorTest, AHangThatIgnoresSigtermIsKilledWithSigkill) {
 TEST_F(SupervisorTest, NoReadySignalIsAStartTimeout) {
   start();
   auto m = manifest("mute", {"--no-ready"});
-  m.start_timeout = kAsan ? 3s : 1s;
+  m.start_timeout = kSanitized ? 3s : 1s;
   m.restart.kind = RestartKind::manual;
   add(m);
   const long crashed = events_.wait_state("mute", LifecycleState::crashed, 30s);
@@ -253,7 +248,7 @@ TEST_F(SupervisorTest, MemoryLimitBreachKillsOnlyThatExtension) {
   healthy("bystander");
   const pid_t bystander = figures("bystander").pid;
   auto hog = manifest("hog", {"--hog-mib", "1024"});
-  hog.limits.memory_bytes = (kAsan ? 192u : 64u) << 20;
+  hog.limits.memory_bytes = (kSanitized ? 192u : 64u) << 20;
   hog.restart.kind = RestartKind::manual;
   add(hog);
 
@@ -278,7 +273,9 @@ TEST_F(SupervisorTest, MemoryLimitBreachKillsOnlyThatExtension) {
 }
 
 TEST_F(SupervisorTest, RlimitFallbackWhenCgroupsAreDisabled) {
-  if (kAsan) GTEST_SKIP() << "RLIMIT_DATA counts ASan's shadow reservation: no ASan process fits";
+  if (kSanitized) {
+    GTEST_SKIP() << "RLIMIT_DATA counts a sanitizer's shadow reservation: no such process fits";
+  }
   auto o = options();
   o.cgroups = supervisor::CgroupUse::disabled;
   start(o);
