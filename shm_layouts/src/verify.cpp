@@ -248,4 +248,27 @@ tl::expected<TopicGeometry, LayoutError> verify_topic(const std::byte* base,
   return expected;
 }
 
+tl::expected<CheckpointGeometry, LayoutError> verify_checkpoint(const std::byte* base,
+                                                                std::size_t mapped_size) {
+  auto segment = verify_segment_header(base, mapped_size, SegmentKind::checkpoint);
+  if (!segment) return tl::unexpected(std::move(segment.error()));
+  if (segment->body_size < kCheckpointHeaderSize) {
+    return fail(LayoutErrc::too_small, "body of " + num(segment->body_size) +
+                                           " bytes cannot hold the checkpoint header");
+  }
+  const auto h = copy_of<CheckpointHeader>(base + segment->body_offset);
+  if (h.slot_capacity == 0 || h.slot_capacity % kCacheLine != 0 ||
+      h.slot_capacity > kCheckpointMaxCapacity) {
+    return fail(LayoutErrc::bad_geometry, "slot_capacity " + num(h.slot_capacity) +
+                                              " is not a multiple of 64 in 64..2^30");
+  }
+  if (checkpoint_body_size(h.slot_capacity) != segment->body_size) {
+    return fail(LayoutErrc::size_mismatch,
+                "two slots of " + num(h.slot_capacity) + " bytes need a body of " +
+                    num(checkpoint_body_size(h.slot_capacity)) + " bytes, the header says " +
+                    num(segment->body_size));
+  }
+  return CheckpointGeometry{h.slot_capacity, segment->body_offset};
+}
+
 }  // namespace symphony::layouts

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "symphony/layouts/checkpoint.hpp"
 #include "symphony/layouts/common.hpp"
 #include "symphony/layouts/doorbell.hpp"
 #include "symphony/layouts/mpmc_ring.hpp"
@@ -287,6 +288,25 @@ TEST(BinaryCompat, CommonHelpers) {
   EXPECT_EQ(align_up(1, 64), 64u);
   EXPECT_EQ(align_up(64, 64), 64u);
   EXPECT_EQ(align_up(65, 8), 72u);
+}
+
+TEST(BinaryCompat, CheckpointHeaderAndSlots) {
+  expect_plain_shared_type<CheckpointHeader>();
+  expect_plain_shared_type<CheckpointSlotHeader>();
+  EXPECT_EQ(static_cast<std::uint32_t>(SegmentKind::checkpoint), 4u);
+  EXPECT_EQ(sizeof(CheckpointHeader), 64u);
+  EXPECT_EQ(offsetof(CheckpointHeader, slot_capacity), 0u);
+  EXPECT_EQ(offsetof(CheckpointHeader, committed), 8u);
+  EXPECT_EQ(offsetof(CheckpointHeader, commits), 16u);
+  EXPECT_EQ(sizeof(CheckpointSlotHeader), 64u);
+  EXPECT_EQ(offsetof(CheckpointSlotHeader, generation), 0u);
+  EXPECT_EQ(offsetof(CheckpointSlotHeader, length), 8u);
+  EXPECT_EQ(offsetof(CheckpointSlotHeader, checksum), 16u);
+  EXPECT_EQ(offsetof(CheckpointSlotHeader, written_at_ns), 24u);
+  // [header 64][slot 0: 64 + 128][slot 1: 64 + 128] for 100 bytes (rounded to 128)
+  EXPECT_EQ(checkpoint_body_size(100), 64u + 2 * (64u + 128u));
+  EXPECT_EQ(checkpoint_slot_offset(128, 0), 64u);
+  EXPECT_EQ(checkpoint_slot_offset(128, 1), 64u + 64u + 128u);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ enum class SegmentKind : std::uint32_t {
   spsc_ring = 1,
   mpmc_ring = 2,
   topic = 3,
+  checkpoint = 4,
 };
 
 static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free,

@@ -9,6 +9,7 @@
 
 #include <tl/expected.hpp>
 
+#include "symphony/layouts/checkpoint.hpp"
 #include "symphony/layouts/common.hpp"
 #include "symphony/layouts/segment_header.hpp"
 #include "symphony/layouts/topic.hpp"
@@ -48,6 +49,11 @@ struct MpmcGeometry {
   std::uint64_t max_participants;
 };
 
+struct CheckpointGeometry {
+  std::uint64_t slot_capacity;  // bytes of data per slot
+  std::uint64_t body_offset;    // where the CheckpointHeader starts
+};
+
 // Checks magic, version, kind, readiness and sizes against `mapped_size`.
 tl::expected<SegmentHeader, LayoutError> verify_segment_header(const std::byte* base,
                                                                std::size_t mapped_size,
@@ -65,5 +71,10 @@ tl::expected<MpmcGeometry, LayoutError> verify_mpmc_ring(const std::byte* base,
 // names NUL-terminated) and the publisher's head against the overwrite floor.
 tl::expected<TopicGeometry, LayoutError> verify_topic(const std::byte* base,
                                                       std::size_t mapped_size);
+
+// Segment header and the slot geometry against the mapping. The slots themselves are checked
+// by whoever reads them, on a private copy (see checkpoint.hpp).
+tl::expected<CheckpointGeometry, LayoutError> verify_checkpoint(const std::byte* base,
+                                                                std::size_t mapped_size);
 
 }  // namespace symphony::layouts
