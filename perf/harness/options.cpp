@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "report.hpp"
 #include "transport.hpp"
 
 namespace symphony::perf {
@@ -191,13 +192,6 @@ std::vector<std::size_t> default_payloads() {
   return *parse_payloads(kDefaultSweep);
 }
 
-std::string format_bytes(std::size_t bytes) {
-  if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0) {
-    return std::to_string(bytes >> 20) + " MiB";
-  }
-  if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + " KiB";
-  return std::to_string(bytes) + " B";
-}
 
 void print_help(std::FILE* out) {
   std::fprintf(

@@ -49,7 +49,4 @@ std::vector<std::size_t> default_payloads();
 tl::expected<Options, std::string> parse_options(int argc, char** argv);
 void print_help(std::FILE* out);
 
-// "64 B", "4 KiB", "1 MiB".
-std::string format_bytes(std::size_t bytes);
-
 }  // namespace symphony::perf

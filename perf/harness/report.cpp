@@ -12,7 +12,6 @@
 #include <string_view>
 #include <vector>
 
-#include "options.hpp"
 #include "perf_build_info.hpp"
 
 namespace symphony::perf {
@@ -91,6 +90,14 @@ std::string format_rate(double per_second) {
 }
 
 }  // namespace
+
+std::string format_bytes(std::size_t bytes) {
+  if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0) {
+    return std::to_string(bytes >> 20) + " MiB";
+  }
+  if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " B";
+}
 
 MachineInfo collect_machine_info() {
   MachineInfo info;

@@ -62,6 +62,9 @@ struct TransportInfo {
 
 MachineInfo collect_machine_info();
 
+// "64 B", "4 KiB", "1 MiB".
+std::string format_bytes(std::size_t bytes);
+
 void print_table(std::FILE* out, std::span<const ResultRow> rows);
 
 // Writes FILE.tmp and renames it over FILE, so a reader never sees half a file. Returns an
