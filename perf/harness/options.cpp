@@ -224,7 +224,7 @@ void print_help(std::FILE* out) {
       "                 standard: every transport ping-pong at 64 B, 4 KiB and 1 MiB in both\n"
       "                 modes; throughput at 64 B in both modes; fan-out 1 and 8 for topics; the\n"
       "                 payload sweep 8 B - 64 MiB (x8) ping-pong for ours and iceoryx-raw; %.2g s\n"
-      "                 per repeat, 5 repeats (about 10 minutes on 2 cores)\n"
+      "                 per repeat, 5 repeats (under 10 minutes on 2 cores)\n"
       "                 quick: every transport ping-pong and throughput at 64 B in both modes,\n"
       "                 %.2g s per repeat, %u repeats (under a minute)\n"
       "  --quick        --matrix quick\n"
