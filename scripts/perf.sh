@@ -75,15 +75,24 @@ for option in --matrix --hgrm; do
 done
 
 mkdir -p "$out"
-rm -rf "$out/hgrm"
+rm -rf "$out/hgrm" "$out/results.json" "$out/report.md"  # never show a previous run's results
 echo "perf: [3/4] measure: symphony-perf --matrix $matrix ${extra[*]} (results in $out/)"
+measured=0
 "$perf_binary" --matrix "$matrix" --json "$out/results.json" --hgrm "$out/hgrm" "${extra[@]}" |
-  tee "$out/table.txt"
+  tee "$out/table.txt" || measured=$?
+# A measurement that failed is a row saying so in the JSON: report the rest, then fail.
+[[ -f $out/results.json ]] || { echo "perf: symphony-perf wrote no results (exit $measured)" >&2; exit 1; }
 
 echo "perf: [4/4] report"
 report=(scripts/perf-report.py "$out/results.json" --out "$out")
-if $update_readme; then
+if $update_readme && ((measured == 0)); then
   report+=(--update-readme "$repo/README.md" --readme-plots "$repo/docs/perf")
 fi
 "${report[@]}"
+if ((measured != 0)); then
+  echo "perf: symphony-perf failed (exit $measured): the failed rows are under \"Skipped\" in" \
+       "$out/report.md" >&2
+  if $update_readme; then echo "perf: README.md not updated: the run was not complete" >&2; fi
+  exit 1
+fi
 echo "perf: done: $out/report.md"
