@@ -673,10 +673,10 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 def series_style(perf: PerfRun, transport: str) -> str:
     if transport == "floor":
-        return "lc rgb '#000000' dt 3 lw 2 pt 7 ps 0.6"
+        return "lc rgb '#000000' dt 3 lw 2 pt 7 ps 0.8"
     colour = PALETTE[perf.transport_order(transport) % len(PALETTE)]
     dash = 1 if transport in OUR_TRANSPORTS else 2
-    return f"lc rgb '{colour}' dt {dash} lw 2 pt 7 ps 0.6"
+    return f"lc rgb '{colour}' dt {dash} lw 2 pt 7 ps 0.8"
 
 
 def payload_tics(payloads: Iterable[int]) -> str:
@@ -690,7 +690,8 @@ def latency_axis(values: Iterable[float]) -> str:
     low = math.floor(math.log10(min(positive)))
     high = max(math.ceil(math.log10(max(positive))), low + 1)
     tics = ", ".join(f'"{format_power_of_ten_ns(e)}" 1e{e}' for e in range(low, high + 1))
-    return f"set ytics ({tics})\nset yrange [1e{low}:1e{high}]"
+    # A hair wider than the end tics: gnuplot drops a tic that lies exactly on the range's end.
+    return f"set ytics ({tics})\nset yrange [{0.999 * 10.0 ** low:g}:{1.001 * 10.0 ** high:g}]"
 
 
 def format_power_of_ten_ns(exponent: int) -> str:
