@@ -202,6 +202,25 @@ TEST_F(SupervisorTest, AHangThatIgnoresSigtermIsKilledWithSigkill) {
   EXPECT_GE(healthy("stubborn", static_cast<std::size_t>(crashed)), 0);
 }
 
+TEST_F(SupervisorTest, ADeadlockedCallbackIsAHang) {
+  start();
+  auto m = manifest("stuck");
+  m.hang_timeout = kSanitized ? 1500ms : 500ms;
+  add(m);
+  healthy("stuck");
+  const pid_t pid = figures("stuck").pid;
+  const std::size_t mark = events_.size();
+  // Its request callback never returns; its heartbeats say how long it has been running.
+  supervisor_->control().request("stuck/0", "deadlock", "{}", 60s,
+                                 [](engine::Result<std::string>) {});
+  const long crashed = events_.wait_state("stuck", LifecycleState::crashed, 30s, mark);
+  ASSERT_GE(crashed, 0);
+  EXPECT_NE(events_.at(crashed).reason.find("hang"), std::string::npos)
+      << events_.at(crashed).reason;
+  EXPECT_GE(healthy("stuck", static_cast<std::size_t>(crashed)), 0);
+  EXPECT_NE(figures("stuck").pid, pid);
+}
+
 TEST_F(SupervisorTest, NoReadySignalIsAStartTimeout) {
   start();
   auto m = manifest("mute", {"--no-ready"});

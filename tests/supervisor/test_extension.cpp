@@ -11,7 +11,8 @@
 //   --print-lines N       prints N numbered lines of 100 bytes at start (log bounds)
 //   --hello-retry-ms N    ExtensionOptions::retry_interval (default: the control plane's)
 //
-// Requests: "inspect" answers with what it recorded; anything else is echoed. The stop command
+// Requests: "inspect" answers with what it recorded; "deadlock" never returns (a stuck
+// callback); anything else is echoed. The stop command
 // makes it exit 0.
 
 #include <dirent.h>
@@ -148,6 +149,9 @@ int main(int argc, char** argv) {
                                   .str();
   handlers.on_request = [&](const std::string& method, const std::string& payload)
       -> symphony::engine::Result<std::string> {
+    if (method == "deadlock") {
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
     return method == "inspect" ? inspect : payload;
   };
   handlers.on_command = [&](const std::string& command,

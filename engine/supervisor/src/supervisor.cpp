@@ -347,7 +347,9 @@ struct Supervisor::Impl {
     slot.start_deadline = Steady::time_point::max();
     slot.spawn_failure.clear();
     slot.hello = slot.ready = false;
-    if (!slot.registration_fresh) slot.registration = host->register_extension(m.id, slot.instance);
+    if (!slot.registration_fresh) {
+      slot.registration = host->register_extension(m.id, slot.instance, m.hang_timeout);
+    }
     slot.registration_fresh = false;
 
     if (slot.log.file().empty()) {
@@ -478,7 +480,8 @@ struct Supervisor::Impl {
     slot.escalation = ExtensionSlot::Escalation::none;
     // The next generation is registered now: the dead one's token is refused from here on, and
     // requests still waiting on it fail at once instead of at their timeout.
-    slot.registration = host->register_extension(slot.extension.manifest->id, slot.instance);
+    slot.registration = host->register_extension(slot.extension.manifest->id, slot.instance,
+                                                 slot.extension.manifest->hang_timeout);
     slot.registration_fresh = true;
     const ExtensionSlot::Ending ending = slot.ending;
     slot.ending = ExtensionSlot::Ending::none;
