@@ -384,6 +384,18 @@ def format_ratio(ratio: Optional[float]) -> str:
     return "-" if ratio is None else f"{ratio:.2f}"
 
 
+def format_times(ratio: float) -> str:
+    """A ratio such as 1.54x; tiny ones (a disturbed reference) keep two significant digits."""
+    return f"{ratio:.2f}x" if ratio >= 0.01 else f"{ratio:.2g}x"
+
+
+def format_speedup(speedup: float) -> str:
+    """How many times faster (time ratio >= 1) or slower, never "0.0x faster"."""
+    if speedup >= 1:
+        return f"{speedup:.1f}x faster"
+    return f"{1 / speedup:.1f}x slower" if speedup > 0 else "-"
+
+
 def format_spread(row: Row) -> str:
     if row.spread_min is None or row.spread_max is None:
         return "-"
@@ -519,7 +531,7 @@ def floor_target(perf: PerfRun, transport: str, bound: float) -> Verdict:
     if reason or row is None or row.ratio_to_floor is None:
         return Verdict(target, reason or "", "-", "no data")
     return Verdict(target, f"{transport} {format_ns(row.p50_ns)}, floor interleaved with it",
-                   f"{row.ratio_to_floor:.2f}x",
+                   format_times(row.ratio_to_floor),
                    "met" if row.ratio_to_floor <= bound else "not met")
 
 
@@ -538,8 +550,8 @@ def faster_target(perf: PerfRun, ours: str, peer: str, mode: str,
     speedup = peer_row.p50_ns / our_row.p50_ns
     compared = f"{peer} {format_ns(peer_row.p50_ns)} / {ours} {format_ns(our_row.p50_ns)}"
     if factor is None:
-        return Verdict(target, compared, f"{speedup:.1f}x faster", "reported")
-    return Verdict(target, compared, f"{speedup:.1f}x faster",
+        return Verdict(target, compared, format_speedup(speedup), "reported")
+    return Verdict(target, compared, format_speedup(speedup),
                    "met" if speedup >= factor else "not met")
 
 
@@ -554,7 +566,7 @@ def large_payload_target(perf: PerfRun, transport: str, bound: float) -> Verdict
     assert small.p50_ns is not None and large.p50_ns is not None
     ratio = large.p50_ns / small.p50_ns
     return Verdict(target, f"64 MiB {format_ns(large.p50_ns)} / 64 B {format_ns(small.p50_ns)}",
-                   f"{ratio:.2f}x", "met" if ratio <= bound else "not met")
+                   format_times(ratio), "met" if ratio <= bound else "not met")
 
 
 def evaluate_targets(perf: PerfRun) -> list[Verdict]:
@@ -636,14 +648,14 @@ def seed_table(perf: PerfRun) -> str:
         for row in rows:
             lines.append([seed, f"{row.label()} ({figure.mapping})"] + seed_cells(figure, row))
     return markdown_table(["seed's figure", "our nearest row", "p50", "p99",
-                           "seed's low end / our p50"],
+                           "our p50 vs the seed's low end"],
                           lines, [False, False, True, True, True])
 
 
 def seed_cells(figure: SeedFigure, row: Row) -> list[str]:
     if row.skipped:
         return [f"skipped: {markdown_text(row.skipped)}", "-", "-"]
-    factor = "-" if not row.p50_ns else f"{figure.low_ns / row.p50_ns:.1f}x"
+    factor = "-" if not row.p50_ns else format_speedup(figure.low_ns / row.p50_ns)
     return [format_ns(row.p50_ns), format_ns(row.p99_ns), factor]
 
 

@@ -98,8 +98,9 @@ class ReportTables(TempDirTest):
         seed = section(self.report, "Beside the seed's published figures")
         shm = table_row(seed, "shared memory: 10.0 µs–50.0 µs")
         self.assertEqual(shm[1], "topic-native pingpong busy 64 B (ping-pong 64 B)")
-        self.assertEqual((shm[2], shm[4]), ("95.0 ns", "105.3x"))  # 10 µs / 95 ns
-        self.assertEqual(table_row(seed, "Unix sockets: 100 µs–300 µs")[4], "40.0x")  # / 2.5 µs
+        self.assertEqual((shm[2], shm[4]), ("95.0 ns", "105.3x faster"))  # 10 µs / 95 ns
+        self.assertEqual(table_row(seed, "Unix sockets: 100 µs–300 µs")[4],
+                         "40.0x faster")  # 100 µs / 2.5 µs
         mmap = table_row(seed, "mmap files: 500 µs–2.00 ms")
         self.assertIn("handoff pingpong blocking 64 MiB", mmap[1])  # the largest handoff
         broadcast = table_row(seed, "broadcast: 200 µs–500 µs")
@@ -127,6 +128,13 @@ class Formatting(unittest.TestCase):
                  1.5e9: "1.50 s", None: "-"}
         for value, text in cases.items():
             self.assertEqual(self.tool.format_ns(value), text, value)
+
+    def test_ratios_and_speedups(self) -> None:
+        self.assertEqual(self.tool.format_times(1.545), "1.54x")
+        self.assertEqual(self.tool.format_times(0.00042), "0.00042x")
+        self.assertEqual(self.tool.format_speedup(13.86), "13.9x faster")
+        self.assertEqual(self.tool.format_speedup(0.25), "4.0x slower")
+        self.assertEqual(self.tool.format_speedup(0.0), "-")
 
     def test_sizes_and_rates(self) -> None:
         self.assertEqual(self.tool.format_bytes(8), "8 B")
