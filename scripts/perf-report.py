@@ -516,8 +516,8 @@ def missing_reason(row: Optional[Row], wanted: str) -> Optional[str]:
         return f"no {wanted} row"
     if row.skipped:
         return f"{row.label()} skipped: {row.skipped}"
-    if row.p50_ns is None:
-        return f"{row.label()} has no p50"
+    if not row.p50_ns:  # null, or 0: nothing to divide by
+        return f"{row.label()} has no p50 ({row.p50_ns})"
     return None
 
 

@@ -117,6 +117,12 @@ class Targets(TempDirTest):
         self.assertIn("no zmq-ipc pingpong busy 64 B row", verdicts[VS_ZMQ].compared)
         self.assertEqual(verdicts[TOPIC_FLOOR].verdict, "met")  # the others still judged
 
+    def test_a_zero_p50_is_no_data_not_a_division_by_zero(self) -> None:
+        verdicts = self.verdicts(set_field("topic-native", "busy", 64, p50_ns=0))
+        self.assertEqual(verdicts[VS_ICEORYX].verdict, "no data")
+        self.assertIn("topic-native pingpong busy 64 B has no p50", verdicts[VS_ICEORYX].compared)
+        self.assertEqual(verdicts[LARGE].verdict, "no data")
+
     def test_missing_or_zero_floor_ratio_is_no_data(self) -> None:
         for ratio in (None, 0):
             verdict = self.verdicts(set_field("ring-spsc", "busy", 64, ratio_to_floor=ratio))
