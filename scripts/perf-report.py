@@ -699,6 +699,8 @@ def latency_axis(values: Iterable[float]) -> str:
     """A log y axis from the power of ten below the smallest value to the one above the largest,
     each labelled in its unit (100 ns, 1 µs, ...)."""
     positive = [v for v in values if v > 0]
+    if not positive:
+        return ""
     low = math.floor(math.log10(min(positive)))
     high = max(math.ceil(math.log10(max(positive))), low + 1)
     tics = ", ".join(f'"{format_power_of_ten_ns(e)}" 1e{e}' for e in range(low, high + 1))
@@ -759,7 +761,8 @@ def percentile_plot(perf: PerfRun) -> Optional[Plot]:
         title = row.transport
         if row.payload_bytes != 64:
             title += f" ({format_bytes(row.payload_bytes)})"
-        series.append(Series(title, points, series_style(perf, row.transport)))
+        if points:  # a log axis has no place for an all-zero distribution
+            series.append(Series(title, points, series_style(perf, row.transport)))
     if not series:
         return None
     widest = max(x for s in series for x, _ in s.points)
