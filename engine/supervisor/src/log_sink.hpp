@@ -26,7 +26,7 @@ class LogSink {
   void note(std::string_view line);
   // Reads everything the pipe holds now (non-blocking); false once the pipe reports EOF.
   bool drain(int pipe_fd);
-  // The last complete (or partial, if none) line written, at most 200 bytes.
+  // The last complete line the extension wrote, at most 200 bytes (for the CRASHED reason).
   const std::string& last_line() const noexcept { return last_line_; }
   const std::filesystem::path& file() const noexcept { return file_; }
 

@@ -68,7 +68,8 @@ struct SupervisorOptions {
   std::shared_ptr<Clock> clock;  // restart policies; empty: the steady clock
   // Every lifecycle transition, on the supervisor thread, after it is published on the bus.
   std::function<void(const LifecycleEvent&)> on_lifecycle;
-  // Forwarded from the control plane (the supervisor takes ControlHost's single callbacks).
+  // Forwarded from the control plane (the supervisor takes ControlHost's single callbacks), on
+  // the control plane's I/O thread.
   std::function<void(const controlplane::PeerEvent&)> on_peer_event;
   controlplane::MessageCallback on_message;
 };
