@@ -93,6 +93,57 @@ std::chrono::milliseconds CallbackWatch::oldest_running(Clock::time_point now) c
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - oldest);
 }
 
+// Replies made off the I/O thread: queued here, and the I/O thread woken to send them. Shared
+// with every Responder, so one that answers after the channel is gone finds it closed.
+struct Responder::Route {
+  std::mutex mutex;
+  std::deque<Envelope> queue;
+  bool open = true;
+  IoWake wake;  // the channel's I/O thread polls it
+
+  void push(Envelope e) {
+    {
+      std::lock_guard lock(mutex);
+      if (!open) return;
+      queue.push_back(std::move(e));
+    }
+    wake.signal();
+  }
+};
+
+namespace {
+
+Envelope reply_envelope(std::uint64_t request_id, engine::Result<std::string> result) {
+  Envelope r;
+  r.id = request_id;
+  if (result) {
+    r.type = MessageType::reply;
+    r.body = JsonObject().add_raw("payload", result->empty() ? "null" : *result).str();
+  } else {
+    r.type = MessageType::error;
+    r.body = JsonObject()
+                 .add("code", engine::to_string(result.error().code))
+                 .add("message", result.error().message)
+                 .str();
+  }
+  return r;
+}
+
+}  // namespace
+
+void Responder::operator()(engine::Result<std::string> result) {
+  if (route_ == nullptr) return;
+  route_->push(reply_envelope(request_id_, std::move(result)));
+  route_.reset();
+}
+
+Responder::~Responder() {
+  if (route_ != nullptr) {
+    (*this)(tl::unexpected(
+        Error{Errc::unavailable, "the extension dropped the request without an answer"}));
+  }
+}
+
 struct ExtensionChannel::Impl {
   ExtensionOptions options;
   ExtensionHandlers handlers;
@@ -101,13 +152,14 @@ struct ExtensionChannel::Impl {
   zmq::context_t context{1};
   zmq::socket_t dealer{context, zmq::socket_type::dealer};
   zmq::socket_t sub{context, zmq::socket_type::sub};
-  IoWake wake;
+  // The outbox of every thread but the I/O thread (events, topic announcements, deferred
+  // replies) and the eventfd that wakes the I/O thread.
+  std::shared_ptr<Responder::Route> outbox = std::make_shared<Responder::Route>();
   std::thread thread;
   std::atomic<bool> stopping{false};
 
   mutable std::mutex mutex;
   mutable std::condition_variable changed;
-  std::deque<Envelope> outbox;
   bool welcomed = false;
   bool ready = false;  // welcomed and state synchronised
   std::map<std::string, std::string> state;
@@ -295,18 +347,7 @@ struct ExtensionChannel::Impl {
   }
 
   void reply(const Envelope& request, engine::Result<std::string> result) {
-    Envelope r;
-    r.id = request.id;
-    if (result) {
-      r.type = MessageType::reply;
-      r.body = JsonObject().add_raw("payload", result->empty() ? "null" : *result).str();
-    } else {
-      r.type = MessageType::error;
-      r.body = JsonObject().add("code", engine::to_string(result.error().code))
-                   .add("message", result.error().message)
-                   .str();
-    }
-    send(std::move(r));
+    send(reply_envelope(request.id, std::move(result)));
   }
 
   void on_message(const std::string& text) {
@@ -338,6 +379,9 @@ struct ExtensionChannel::Impl {
         auto body = JsonReader::parse(e.body, options.limits);
         const std::string method = body ? body->string("method").value_or("") : "";
         const std::string payload = body ? body->raw("payload").value_or("null") : "null";
+        if (handlers.on_request_deferred) {
+          return handlers.on_request_deferred(method, payload, Responder(outbox, e.id));
+        }
         if (!handlers.on_request) {
           return reply(e, tl::unexpected(Error{Errc::unsupported, "no request handler"}));
         }
@@ -398,18 +442,18 @@ struct ExtensionChannel::Impl {
           std::chrono::ceil<std::chrono::milliseconds>(wake_at - Clock::now()));
       zmq::pollitem_t items[] = {{dealer.handle(), 0, ZMQ_POLLIN, 0},
                                  {sub.handle(), 0, ZMQ_POLLIN, 0},
-                                 {nullptr, wake.fd(), ZMQ_POLLIN, 0}};
+                                 {nullptr, outbox->wake.fd(), ZMQ_POLLIN, 0}};
       try {
         zmq::poll(items, 3, timeout);
       } catch (const zmq::error_t&) {
         continue;
       }
       if (items[2].revents & ZMQ_POLLIN) {
-        wake.drain();
+        outbox->wake.drain();
         std::deque<Envelope> out;
         {
-          std::lock_guard lock(mutex);
-          out.swap(outbox);
+          std::lock_guard lock(outbox->mutex);
+          out.swap(outbox->queue);
         }
         for (Envelope& e : out) send(std::move(e));
       }
@@ -441,8 +485,10 @@ ExtensionChannel::ExtensionChannel(std::unique_ptr<Impl> impl) noexcept : impl_(
 
 ExtensionChannel::~ExtensionChannel() {
   impl_->stopping.store(true, std::memory_order_release);
-  impl_->wake.signal();
+  impl_->outbox->wake.signal();
   if (impl_->thread.joinable()) impl_->thread.join();
+  std::lock_guard lock(impl_->outbox->mutex);
+  impl_->outbox->open = false;  // late Responders drop their answers
 }
 
 engine::Result<std::unique_ptr<ExtensionChannel>> ExtensionChannel::connect(
@@ -455,7 +501,7 @@ engine::Result<std::unique_ptr<ExtensionChannel>> ExtensionChannel::connect(
   auto impl = std::make_unique<Impl>();
   auto wake = IoWake::create();
   if (!wake) return tl::unexpected(std::move(wake.error()));
-  impl->wake = std::move(*wake);
+  impl->outbox->wake = std::move(*wake);
   impl->route = options.extension + "/" + std::to_string(options.instance);
   impl->identity = impl->route + "/" + std::to_string(options.generation);
   impl->options = std::move(options);
@@ -502,12 +548,8 @@ bool ExtensionChannel::send_event(std::string_view kind, std::string payload_jso
                .add("kind", kind)
                .add_raw("payload", payload_json.empty() ? "null" : payload_json)
                .str();
-  {
-    std::lock_guard lock(impl_->mutex);
-    if (!impl_->welcomed) return false;
-    impl_->outbox.push_back(std::move(e));
-  }
-  impl_->wake.signal();
+  if (!host_connected()) return false;
+  impl_->outbox->push(std::move(e));
   return true;
 }
 
@@ -521,12 +563,8 @@ bool ExtensionChannel::announce_topic(std::string_view name, std::string_view ro
                .add("transport", transport)
                .add("type", type)
                .str();
-  {
-    std::lock_guard lock(impl_->mutex);
-    if (!impl_->welcomed) return false;
-    impl_->outbox.push_back(std::move(e));
-  }
-  impl_->wake.signal();
+  if (!host_connected()) return false;
+  impl_->outbox->push(std::move(e));
   return true;
 }
 

@@ -237,6 +237,9 @@ TEST_F(ChannelsTest, OldProtocolVersionIsAccepted) {
 TEST_F(ChannelsTest, ADeadlockedCallbackIsAHangEvenWhileHeartbeatsFlow) {
   std::mutex m;  // before the host: its I/O thread calls back into these until it is gone
   std::vector<PeerEvent> events;
+  // Only the hang may make it unresponsive here: silence would need far longer (a loaded
+  // machine delays heartbeats, which is the other test's business).
+  options_.unresponsive_after = 30s;
   auto host = start_host();
   host->on_peer_event([&](const PeerEvent& e) {
     std::lock_guard lock(m);
@@ -247,7 +250,9 @@ TEST_F(ChannelsTest, ADeadlockedCallbackIsAHangEvenWhileHeartbeatsFlow) {
   echo.on_request = [](const std::string&, const std::string& p) -> engine::Result<std::string> {
     return p;
   };
-  auto channel = ExtensionChannel::connect(extension_options(r), echo);
+  ExtensionOptions o = extension_options(r);
+  o.host_timeout = 30s;
+  auto channel = ExtensionChannel::connect(o, echo);
   ASSERT_TRUE(channel);
   ASSERT_TRUE((*channel)->wait_ready(5s));
   ASSERT_TRUE(host->request("stuck", "echo", "1", 5s).get());
@@ -290,6 +295,72 @@ TEST_F(ChannelsTest, ADeadlockedCallbackIsAHangEvenWhileHeartbeatsFlow) {
   worker.join();
   ASSERT_TRUE(wait_connected(*host, "stuck/0"));
   EXPECT_TRUE(host->request("stuck", "echo", "3", 5s).get());
+}
+
+// A handler that answers from another thread keeps the I/O thread free: a fast request overtakes
+// a slow one. A Responder dropped unanswered answers with an error; one that outlives its channel
+// answers into nothing.
+TEST_F(ChannelsTest, DeferredRepliesComeFromAnyThreadAndNeverGoMissing) {
+  auto host = start_host();
+  const Registration r = host->register_extension("deferred");
+  std::mutex m;
+  std::promise<void> fast_answered;
+  std::shared_future<void> fast_seen = fast_answered.get_future().share();
+  std::vector<std::thread> workers;
+  struct JoinOnExit {  // a failed ASSERT must not leave a worker joinable
+    std::vector<std::thread>& workers;
+    std::promise<void>& fast_answered;
+    ~JoinOnExit() {
+      try {
+        fast_answered.set_value();
+      } catch (const std::future_error&) {
+      }
+      for (auto& worker : workers) {
+        if (worker.joinable()) worker.join();
+      }
+    }
+  } join_on_exit{workers, fast_answered};
+  std::optional<Responder> kept;
+  ExtensionHandlers handlers;
+  handlers.on_request_deferred = [&](const std::string& method, const std::string& payload,
+                                     Responder respond) {
+    std::lock_guard lock(m);
+    if (method == "slow") {
+      // It answers only once the fast request (sent after it) has been answered.
+      workers.emplace_back([payload, fast_seen, respond = std::move(respond)]() mutable {
+        fast_seen.wait();
+        respond(payload);
+        respond(std::string("\"twice\""));  // ignored: one answer per request
+      });
+    } else if (method == "forget") {
+      // the Responder dies here, unanswered
+    } else if (method == "keep") {
+      kept.emplace(std::move(respond));
+    } else {
+      respond(payload);
+    }
+  };
+  auto channel = ExtensionChannel::connect(extension_options(r), handlers);
+  ASSERT_TRUE(channel);
+  ASSERT_TRUE((*channel)->wait_ready(5s));
+
+  auto slow = host->request("deferred", "slow", "\"slow\"", 5s);
+  auto fast = host->request("deferred", "echo", "\"fast\"", 5s);
+  ASSERT_EQ(fast.wait_for(5s), std::future_status::ready) << "the slow one blocked the I/O thread";
+  EXPECT_EQ(fast.get(), "\"fast\"");
+  fast_answered.set_value();
+  EXPECT_EQ(slow.get(), "\"slow\"");
+
+  auto forgotten = host->request("deferred", "forget", "1", 5s).get();
+  ASSERT_FALSE(forgotten);
+  EXPECT_NE(forgotten.error().message.find("without an answer"), std::string::npos)
+      << forgotten.error().message;
+
+  auto never = host->request("deferred", "keep", "1", 500ms);
+  ASSERT_TRUE(eventually([&] { std::lock_guard lock(m); return kept.has_value(); }, 5s));
+  channel->reset();  // the channel goes; the kept Responder answers into nothing
+  (*kept)(std::string("\"late\""));
+  EXPECT_FALSE(never.get()) << "the host's caller gets its timeout, nothing else";
 }
 
 }  // namespace

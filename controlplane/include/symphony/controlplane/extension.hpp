@@ -46,11 +46,40 @@ struct ExtensionOptions {
   static engine::Result<ExtensionOptions> from_environment();
 };
 
+// Answers one request, once, from any thread: what a handler that hands the work to another
+// thread keeps. Destroyed without an answer, it answers with an error (the host's caller never
+// waits for a timeout because a reply was forgotten); an answer after the channel is gone is
+// dropped.
+class Responder {
+ public:
+  struct Route;  // where the answer goes (shared with the channel's I/O thread)
+  Responder(std::shared_ptr<Route> route, std::uint64_t request_id) noexcept
+      : route_(std::move(route)), request_id_(request_id) {}
+  Responder(Responder&&) noexcept = default;
+  Responder& operator=(Responder&&) noexcept = default;
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder();
+
+  // The reply payload (JSON), or an error sent back as such. Later calls do nothing.
+  void operator()(engine::Result<std::string> result);
+  bool answered() const noexcept { return route_ == nullptr; }
+
+ private:
+  std::shared_ptr<Route> route_;
+  std::uint64_t request_id_ = 0;
+};
+
 struct ExtensionHandlers {
   // A request's reply payload (JSON), or an error sent back as such.
   std::function<engine::Result<std::string>(const std::string& method,
                                             const std::string& payload_json)>
       on_request;
+  // Instead of on_request (when set): the handler answers later, from any thread, through the
+  // Responder (an SDK runs the request on a worker and keeps the I/O thread free).
+  std::function<void(const std::string& method, const std::string& payload_json,
+                     Responder respond)>
+      on_request_deferred;
   // stop, pause, resume, update: an error refuses it.
   std::function<engine::Result<void>(const std::string& command, const std::string& args_json)>
       on_command;
