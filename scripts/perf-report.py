@@ -936,7 +936,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 when the report was written (whether or not targets are met), "
                "1 on bad input (a one-line error on stderr), 2 on a bad argument.")
-    parser.add_argument("json", type=Path, help="the file symphony-perf --json wrote")
+    parser.add_argument("json", type=Path, nargs="?", help="the file symphony-perf --json wrote")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="directory for report.md and the plots (default: the JSON's)")
     parser.add_argument("--update-readme", type=Path, metavar="FILE",
@@ -945,7 +945,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
                         help="where the README's copies of the plots go "
                              "(default: docs/perf beside FILE)")
     parser.add_argument("--no-plots", action="store_true", help="tables only; gnuplot not needed")
-    return parser.parse_args(argv)
+    parser.add_argument("--check-readme", type=Path, metavar="FILE",
+                        help="only check that FILE has the markers --update-readme needs (before "
+                             "a long run), then exit")
+    args = parser.parse_args(argv)
+    if (args.json is None) == (args.check_readme is None):
+        parser.error("give the JSON file, or --check-readme FILE alone")
+    return args
 
 
 def generate(args: argparse.Namespace) -> str:
@@ -969,7 +975,11 @@ def generate(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str]) -> int:
     args = parse_arguments(argv)
     try:
-        print(f"perf-report: {generate(args)}")
+        if args.check_readme:
+            read_readme(args.check_readme)
+            print(f"perf-report: {args.check_readme} has the perf-matrix markers")
+        else:
+            print(f"perf-report: {generate(args)}")
     except ReportError as error:
         print(f"perf-report: error: {error}", file=sys.stderr)
         return 1

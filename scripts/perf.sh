@@ -64,6 +64,9 @@ fi
 
 echo "perf: [1/4] setup (installs only what is missing)"
 scripts/setup.sh
+if $update_readme; then  # refuse a README without its markers now, not after the build and run
+  scripts/perf-report.py --check-readme "$repo/README.md"
+fi
 echo "perf: [2/4] build (release preset)"
 scripts/build.sh release
 perf_help=$("$perf_binary" --help)

@@ -105,6 +105,17 @@ class RefusedReadme(TempDirTest):
     def test_end_before_begin(self) -> None:
         self.assert_refused(f"{END}\n{BEGIN}\n", f"{END} comes before {BEGIN}")
 
+    def test_check_readme_alone_says_yes_or_refuses(self) -> None:
+        readme = self.dir / "README.md"
+        readme.write_text(f"{BEGIN}\n{END}\n", encoding="utf-8")
+        done = run_tool("--check-readme", str(readme))
+        self.assertEqual((done.returncode, done.stderr), (0, ""))
+        readme.write_text("# no markers\n", encoding="utf-8")
+        done = run_tool("--check-readme", str(readme))
+        self.assertEqual(done.returncode, 1)
+        self.assertIn(f"marker {BEGIN} not found", done.stderr)
+        self.assertEqual(run_tool().returncode, 2)  # neither a JSON file nor --check-readme
+
     def test_missing_readme_file(self) -> None:
         done = run_tool(str(self.write_fixture()), "--out", str(self.dir / "out"),
                         "--update-readme", str(self.dir / "nope.md"))
