@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -70,17 +70,22 @@ std::string config_text() {
   return text;
 }
 
-// The largest `size` of a RouDi config file; 0 if it has none or cannot be read.
+// The largest `size = N` of a RouDi config file (TOML: one key per line); 0 if it has none or
+// cannot be read.
 std::uint64_t largest_pool_in(const std::string& path) {
   std::ifstream file(path);
   std::string line;
   std::uint64_t largest = 0;
-  static const std::regex kSize(R"(^\s*size\s*=\s*([0-9]+))");
   while (std::getline(file, line)) {
-    std::smatch match;
-    if (std::regex_search(line, match, kSize)) {
-      largest = std::max<std::uint64_t>(largest, std::stoull(match[1].str()));
-    }
+    std::size_t at = line.find_first_not_of(" \t");
+    if (at == std::string::npos || line.compare(at, 4, "size") != 0) continue;
+    at = line.find_first_not_of(" \t", at + 4);
+    if (at == std::string::npos || line[at] != '=') continue;
+    at = line.find_first_not_of(" \t", at + 1);
+    if (at == std::string::npos) continue;
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(line.data() + at, line.data() + line.size(), value);
+    if (error == std::errc{} && end != line.data() + at) largest = std::max(largest, value);
   }
   return largest;
 }
