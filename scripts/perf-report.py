@@ -728,7 +728,7 @@ def latency_vs_payload_plot(perf: PerfRun, mode: str) -> Optional[Plot]:
         return None
     head = "\n".join([
         "set logscale xy", "set xlabel 'payload'", "set ylabel 'one-way latency, p50'",
-        f"set xtics ({payload_tics(payloads)}) rotate by -30",
+        f"set xtics ({payload_tics(payloads)}) rotate by -45",
         latency_axis(y for s in series for _, y in s.points),
         f"set xrange [{min(payloads) / 1.5}:{max(payloads) * 1.5}]"])
     return Plot(f"latency-vs-payload-{mode}.svg",
