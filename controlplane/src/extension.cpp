@@ -176,6 +176,9 @@ struct ExtensionChannel::Impl {
   std::chrono::milliseconds heartbeat{250};
   Clock::time_point last_heard{};
   Clock::time_point next_hello{};
+  // Hellos sent before the ipc connection is up are dropped (ZMQ_IMMEDIATE): retry soon, then
+  // back off to retry_interval, so a freshly started extension is heard within milliseconds.
+  std::chrono::milliseconds hello_backoff{kFirstHelloRetry};
   Clock::time_point next_heartbeat{};
   std::uint64_t next_id = 1;
 
@@ -229,6 +232,8 @@ struct ExtensionChannel::Impl {
     changed.notify_all();
   }
 
+  static constexpr std::chrono::milliseconds kFirstHelloRetry{2};
+
   void host_lost() {
     {
       std::lock_guard lock(mutex);
@@ -237,6 +242,7 @@ struct ExtensionChannel::Impl {
     }
     changed.notify_all();
     next_hello = Clock::now();
+    hello_backoff = kFirstHelloRetry;
     if (handlers.on_host) handlers.on_host(false);
   }
 
@@ -422,7 +428,8 @@ struct ExtensionChannel::Impl {
       }
       if (!is_welcomed && now >= next_hello) {
         send_hello();
-        next_hello = now + options.retry_interval;
+        next_hello = now + std::min(hello_backoff, options.retry_interval);
+        hello_backoff = std::min(hello_backoff * 2, options.retry_interval);
       }
       if (is_welcomed && now >= next_heartbeat) {
         Envelope hb;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -62,6 +63,12 @@ std::string make_token() {
   return token;
 }
 
+struct BoundSocketFile {
+  std::string path;
+  dev_t device;
+  ino_t inode;
+};
+
 struct ControlHost::Impl {
   struct Peer {
     PeerInfo info;
@@ -76,6 +83,7 @@ struct ControlHost::Impl {
   HostOptions options;
   std::string control_endpoint;
   std::string events_endpoint;
+  std::vector<BoundSocketFile> socket_files;  // ipc:// files we bound, removed at the end
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   zmq::socket_t pub{context, zmq::socket_type::pub};
@@ -520,6 +528,14 @@ ControlHost::~ControlHost() {
   impl_->stopping.store(true, std::memory_order_release);
   impl_->wake.signal();
   if (impl_->thread.joinable()) impl_->thread.join();
+  // libzmq leaves ipc socket files behind; remove ours (only if still ours: same inode).
+  for (const BoundSocketFile& file : impl_->socket_files) {
+    struct stat now {};
+    if (::stat(file.path.c_str(), &now) == 0 && now.st_dev == file.device &&
+        now.st_ino == file.inode) {
+      ::unlink(file.path.c_str());
+    }
+  }
 }
 
 engine::Result<std::unique_ptr<ControlHost>> ControlHost::start(HostOptions options) {
@@ -565,6 +581,16 @@ engine::Result<std::unique_ptr<ControlHost>> ControlHost::start(HostOptions opti
     impl->pub.bind(options.events_endpoint);
     impl->control_endpoint = impl->router.get(zmq::sockopt::last_endpoint);
     impl->events_endpoint = impl->pub.get(zmq::sockopt::last_endpoint);
+    for (const std::string* endpoint : {&impl->control_endpoint, &impl->events_endpoint}) {
+      if (endpoint->rfind("ipc://", 0) != 0) continue;
+      BoundSocketFile file{endpoint->substr(6), 0, 0};
+      struct stat st {};
+      if (::stat(file.path.c_str(), &st) == 0) {
+        file.device = st.st_dev;
+        file.inode = st.st_ino;
+        impl->socket_files.push_back(std::move(file));
+      }
+    }
   } catch (const zmq::error_t& e) {
     return tl::unexpected(failure(Errc::system_error, std::string("control plane: ") + e.what() +
                                                           " (" + options.control_endpoint + ", " +
@@ -616,6 +642,25 @@ void ControlHost::register_extension(const Registration& registration) {
       impl->fail_pending_of(route, "extension '" + route + "' was replaced by a new generation");
     });
   }
+}
+
+void ControlHost::mark_gone(std::string_view route, std::string reason) {
+  impl_->post([impl = impl_.get(), route = Impl::normalise_route(route),
+               reason = std::move(reason)] {
+    bool was_there = false;
+    {
+      std::lock_guard lock(impl->mutex);
+      auto it = impl->peers.find(route);
+      if (it != impl->peers.end() && it->second.info.state != PeerState::gone) {
+        was_there = true;
+        it->second.info.state = PeerState::gone;
+        it->second.identity.clear();
+      }
+    }
+    if (!was_there) return;
+    impl->fail_pending_of(route, reason);
+    impl->emit({route, PeerState::gone, reason});
+  });
 }
 
 std::uint64_t ControlHost::request(std::string_view route, std::string_view method,

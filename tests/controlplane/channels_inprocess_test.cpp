@@ -363,5 +363,52 @@ TEST_F(ChannelsTest, DeferredRepliesComeFromAnyThreadAndNeverGoMissing) {
   EXPECT_FALSE(never.get()) << "the host's caller gets its timeout, nothing else";
 }
 
+// The supervisor's view of a death: in-flight requests fail with its reason, new ones fail fast,
+// and the host's ipc socket files go with the host.
+TEST_F(ChannelsTest, MarkGoneFailsPendingRequestsWithTheReasonAndTheHostCleansItsSocketFiles) {
+  std::mutex m;
+  std::vector<PeerEvent> events;
+  auto host = start_host();
+  host->on_peer_event([&](const PeerEvent& e) {
+    std::lock_guard lock(m);
+    events.push_back(e);
+  });
+  const Registration r = host->register_extension("mortal");
+  std::optional<Responder> held;
+  ExtensionHandlers handlers;
+  handlers.on_request_deferred = [&](const std::string&, const std::string&, Responder respond) {
+    std::lock_guard lock(m);
+    held.emplace(std::move(respond));  // never answered: the process "dies" first
+  };
+  auto channel = ExtensionChannel::connect(extension_options(r), handlers);
+  ASSERT_TRUE(channel);
+  ASSERT_TRUE((*channel)->wait_ready(5s));
+  auto pending = host->request("mortal", "work", "1", 30s);
+  ASSERT_TRUE(eventually([&] { std::lock_guard lock(m); return held.has_value(); }, 5s));
+  host->mark_gone("mortal", "extension 'mortal/0' died: killed by signal 9 (SIGKILL)");
+  auto failed = pending.get();
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::unavailable);
+  EXPECT_NE(failed.error().message.find("killed by signal 9"), std::string::npos);
+  auto refused = host->request("mortal", "work", "2", 30s).get();
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("gone"), std::string::npos) << refused.error().message;
+  {
+    std::lock_guard lock(m);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().state, PeerState::gone);
+  }
+  channel->reset();
+  held.reset();
+
+  const std::string control = options_.control_endpoint.substr(6);
+  const std::string published = options_.events_endpoint.substr(6);
+  EXPECT_TRUE(std::filesystem::exists(control));
+  EXPECT_TRUE(std::filesystem::exists(published));
+  host.reset();
+  EXPECT_FALSE(std::filesystem::exists(control));
+  EXPECT_FALSE(std::filesystem::exists(published));
+}
+
 }  // namespace
 }  // namespace symphony::controlplane

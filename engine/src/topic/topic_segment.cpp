@@ -33,13 +33,7 @@ std::string topic_segment_prefix(std::string_view bus) {
 }
 
 Result<std::string> topic_segment_name(std::string_view bus, std::string_view topic) {
-  if (topic.empty() || topic.size() > layouts::kTopicNameCapacity - 1 ||
-      !std::all_of(topic.begin(), topic.end(), valid_topic_char) || topic.front() == '.') {
-    return tl::unexpected(Error{Errc::invalid_argument,
-                                "topic name '" + std::string(topic) +
-                                    "' must be 1-127 characters of letters, digits and -_./, "
-                                    "not starting with '.'"});
-  }
+  if (auto valid = engine::check_topic_name(topic); !valid) return tl::unexpected(valid.error());
   std::string name = topic_segment_prefix(bus) + std::string(topic);
   std::replace(name.end() - static_cast<std::ptrdiff_t>(topic.size()), name.end(), '/',
                kSlashStandIn);
@@ -184,3 +178,18 @@ Result<std::shared_ptr<TopicSegment>> TopicSegment::inspect(std::string_view seg
 }
 
 }  // namespace symphony::engine::detail
+
+namespace symphony::engine {
+
+Result<void> check_topic_name(std::string_view topic) {
+  if (topic.empty() || topic.size() > layouts::kTopicNameCapacity - 1 ||
+      !std::all_of(topic.begin(), topic.end(), detail::valid_topic_char) || topic.front() == '.') {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "topic name '" + std::string(topic) +
+                                    "' must be 1-127 characters of letters, digits and -_./, "
+                                    "not starting with '.'"});
+  }
+  return {};
+}
+
+}  // namespace symphony::engine

@@ -194,16 +194,6 @@ bool valid_version(std::string_view version) {
          std::all_of(version.begin(), version.end(), [](char c) { return c > ' ' && c < 127; });
 }
 
-// The engine's rule for topic names (engine/src/topic/topic_segment.cpp, which does not export
-// it): 1-127 of letters, digits and -_./, not starting with '.'.
-bool valid_topic_name(std::string_view name) {
-  return !name.empty() && name.size() <= layouts::kTopicNameCapacity - 1 && name.front() != '.' &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '.' || c == '/';
-         });
-}
-
 bool parse_topics(Fields& parent, std::string_view role, std::vector<TopicDeclaration>& out,
                   ManifestError& error) {
   auto value = parent.find(role);
@@ -225,10 +215,8 @@ bool parse_topics(Fields& parent, std::string_view role, std::vector<TopicDeclar
     TopicDeclaration declaration;
     std::string transport = "native";
     if (!topic.string("name", declaration.name, true)) return false;
-    if (!valid_topic_name(declaration.name)) {
-      return topic.fail("name", "'" + declaration.name +
-                                    "' must be 1-127 characters of letters, digits and -_./, "
-                                    "not starting with '.'");
+    if (auto valid = engine::check_topic_name(declaration.name); !valid) {
+      return topic.fail("name", valid.error().message);
     }
     for (const TopicDeclaration& other : out) {
       if (other.name == declaration.name) {

@@ -102,6 +102,11 @@ class ControlHost {
   // Re-admits a known registration (a restarted host taking its extensions back).
   void register_extension(const Registration& registration);
 
+  // The extension at `route` is gone (e.g. its process died): requests in flight fail with
+  // `reason`, new ones fail fast, and a PeerEvent (gone, reason) is emitted. Registering it
+  // again re-admits it.
+  void mark_gone(std::string_view route, std::string reason);
+
   // Sends `method` with `payload_json` to `route` ("<extension>/<instance>", or "<extension>"
   // for instance 0). `done` runs exactly once. Returns the request id (for cancel()).
   std::uint64_t request(std::string_view route, std::string_view method, std::string payload_json,

@@ -49,6 +49,10 @@ enum class Balance : std::uint8_t {
   least_loaded,  // the member with the fewest routed-but-unreleased samples
 };
 
+// Topic names: 1-127 characters of letters, digits and -_./, not starting with '.';
+// Errc::invalid_argument saying so otherwise.
+Result<void> check_topic_name(std::string_view topic);
+
 const char* to_string(TopicTransport transport) noexcept;
 const char* to_string(Overflow overflow) noexcept;
 const char* to_string(Route route) noexcept;
