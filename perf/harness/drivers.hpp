@@ -698,6 +698,9 @@ SideReport throughput_consumer(Rx& rx, const SideContext& side) {
         };
         while ((poll = next()) == Poll::ready) {
           if (!take()) return report;
+          // Stamped here: the quiet period that ends the drain is not transfer time.
+          report.last_ns = static_cast<std::int64_t>(TickClock::steady_ns());
+          fresh = false;
         }
         if (poll == Poll::failed) {
           return fail_wait(report, poll, rx, "receive", report.messages + 1, side);

@@ -113,7 +113,28 @@ class ZmqSession final : public Session {
       } else {
         socket.bind(endpoint_);
       }
-      // A DEALER queues what it sends until its connection is up: nothing is lost at start.
+      // The connection must be up before the barrier: a DEALER that connects before the ROUTER
+      // has bound retries only after ZMQ_RECONNECT_IVL (100 ms), which a throughput or open-loop
+      // run, having no warm-up, would count. The DEALER says hello; the ROUTER waits for it.
+      if (dealer) {
+        socket.send(zmq::str_buffer("hello"), zmq::send_flags::none);
+      } else {
+        zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::message_t identity;
+        zmq::message_t hello;
+        for (;;) {
+          if (SteadyClock::now() >= side.deadline) {
+            SideReport report;
+            return fail(report, "zmq-ipc: the DEALER never connected");
+          }
+          zmq::poll(&item, 1, std::chrono::milliseconds(10));
+          if (socket.recv(identity, zmq::recv_flags::dontwait)) break;
+        }
+        if (!socket.recv(hello, zmq::recv_flags::none) || hello.to_string_view() != "hello") {
+          SideReport report;
+          return fail(report, "zmq-ipc: the DEALER's first message is not its hello");
+        }
+      }
       ZmqEndpoint endpoint(socket, !dealer, side.spec->mode == Mode::busy);
       switch (side.role) {
         case Role::initiator: return pingpong_initiator(endpoint, endpoint, side);
