@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <condition_variable>
 #include <mutex>
 
@@ -46,6 +47,12 @@ class ControlSession final : public Session {
         control_(std::move(control)),
         events_(std::move(events)),
         registration_(std::move(registration)) {}
+  // The sides _exit() without closing their sockets: the bound socket files stay.
+  ~ControlSession() override {
+    for (const std::string* endpoint : {&control_, &events_}) {
+      ::unlink(endpoint->substr(std::strlen("ipc://")).c_str());
+    }
+  }
 
   SideReport run_side(const SideContext& side) noexcept override {
     return guarded([&]() -> SideReport {

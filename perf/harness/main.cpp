@@ -617,7 +617,7 @@ int run(const Options& options, const std::string& command) {
   } stop_roudi;
 #endif
   if (const int removed = remove_stale_regions(); removed > 0) {
-    std::fprintf(stderr, "symphony-perf: removed %d segment(s) left by dead runs\n", removed);
+    std::fprintf(stderr, "symphony-perf: removed %d shm segment(s) and ipc socket(s) left by dead runs\n", removed);
   }
   const auto cores = choose_cores(options);
   if (!cores) {

@@ -104,8 +104,13 @@ void prefault(std::byte* base, std::size_t size) noexcept {
   }
 }
 
-int remove_stale_regions() noexcept {
-  DIR* dir = ::opendir("/dev/shm");
+namespace {
+
+// Removes the entries of `dir` named "symphony-perf.<pid>.*" whose process is gone, with
+// `remove`; returns how many it removed.
+template <typename Remove>
+int remove_entries_of_dead_runs(const char* dir_path, Remove&& remove) noexcept {
+  DIR* dir = ::opendir(dir_path);
   if (dir == nullptr) return 0;
   int removed = 0;
   const std::string_view prefix = kNamePrefix;
@@ -119,10 +124,26 @@ int remove_stale_regions() noexcept {
       continue;
     }
     if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
-    if (::shm_unlink(("/" + std::string(name)).c_str()) == 0) ++removed;
+    if (remove(std::string(name))) ++removed;
   }
   ::closedir(dir);
   return removed;
+}
+
+}  // namespace
+
+int remove_stale_regions() noexcept {
+  // Segments in /dev/shm, and the ipc:// socket files of zmq-ipc and control-rr in /tmp (their
+  // sides _exit() without closing: the binding side's file stays).
+  return remove_entries_of_dead_runs("/dev/shm", [](const std::string& name) {
+           return ::shm_unlink(("/" + name).c_str()) == 0;
+         }) +
+         remove_entries_of_dead_runs("/tmp", [](const std::string& name) {
+           const std::string path = "/tmp/" + name;
+           struct stat st {};
+           return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+                  ::unlink(path.c_str()) == 0;
+         });
 }
 
 }  // namespace symphony::perf

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <optional>
 #include <zmq.hpp>
 
@@ -93,6 +94,8 @@ class ZmqEndpoint {
 class ZmqSession final : public Session {
  public:
   explicit ZmqSession(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+  // The sides _exit() without closing their sockets: the ROUTER's socket file stays.
+  ~ZmqSession() override { ::unlink(endpoint_.substr(std::strlen("ipc://")).c_str()); }
 
   SideReport run_side(const SideContext& side) noexcept override {
     return guarded([&]() -> SideReport {
