@@ -79,20 +79,24 @@ class MqReceiver {
  public:
   MqReceiver(bip::message_queue& queue, std::size_t payload) : queue_(queue), in_(payload) {}
   Poll try_receive(std::span<const std::byte>& in) noexcept {
-    return accept([&](std::size_t& size, unsigned& priority) {
-      return queue_.try_receive(in_.data(), in_.size(), size, priority);
-    }, in);
+    return accept(
+        [&](std::size_t& size, unsigned& priority) {
+          return queue_.try_receive(in_.data(), in_.size(), size, priority);
+        },
+        in);
   }
   Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
     const auto now = SteadyClock::now();
-    const auto wait = std::min<SteadyClock::duration>(until > now ? until - now : SteadyClock::duration{},
-                                                      kBlockingSlice);
+    const auto wait = std::min<SteadyClock::duration>(
+        until > now ? until - now : SteadyClock::duration{}, kBlockingSlice);
     const auto end = boost::posix_time::microsec_clock::universal_time() +
                      boost::posix_time::microseconds(
                          std::chrono::duration_cast<std::chrono::microseconds>(wait).count());
-    return accept([&](std::size_t& size, unsigned& priority) {
-      return queue_.timed_receive(in_.data(), in_.size(), size, priority, end);
-    }, in);
+    return accept(
+        [&](std::size_t& size, unsigned& priority) {
+          return queue_.timed_receive(in_.data(), in_.size(), size, priority, end);
+        },
+        in);
   }
   void release() noexcept {}
   std::string failure() const { return "boost-mq: " + failure_; }
@@ -195,8 +199,8 @@ class BoostMqTransport final : public Transport {
       }
     } catch (const bip::interprocess_exception& e) {
       for (const std::string& name : names) bip::message_queue::remove(name.c_str());
-      return tl::unexpected(engine::Error{engine::Errc::system_error,
-                                          std::string("message_queue: ") + e.what()});
+      return tl::unexpected(
+          engine::Error{engine::Errc::system_error, std::string("message_queue: ") + e.what()});
     }
     return std::unique_ptr<Session>(new MqSession(std::move(names)));
   }

@@ -25,9 +25,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
-#include <thread>
 #include <chrono>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +35,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "measure.hpp"
@@ -384,7 +384,8 @@ class LatencyRecorder {
       row.percentile = level / 100;
       row.value_ns = latency_.percentile(level);
       row.total_count = std::min<std::uint64_t>(
-          count, std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(level / 100 * n))));
+          count,
+          std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(level / 100 * n))));
       if (last) return;
       const double halvings = std::floor(std::log2(100 / (100 - level))) + 1;
       level += 100 / (kTicksPerHalfDistance * std::exp2(halvings));
@@ -801,7 +802,8 @@ SideReport fanout_publisher(Tx& tx, const SideContext& side) {
   }
   NoiseMeter noise;
   noise.start();
-  std::uint64_t run_end = clock.now() + clock.from_ns(static_cast<std::uint64_t>(spec.seconds * 1e9));
+  std::uint64_t run_end =
+      clock.now() + clock.from_ns(static_cast<std::uint64_t>(spec.seconds * 1e9));
   for (std::uint64_t i = 0;; ++i) {
     if (spec.messages != 0 ? i == spec.messages : clock.now() >= run_end) break;
     if (!one_to_all(true)) return report;
@@ -891,8 +893,9 @@ SideReport openloop_sender(Tx& tx, const SideContext& side) {
   const PayloadPattern pattern(spec.payload);
   const std::uint64_t warmup = openloop_warmup_messages(spec);
   const std::uint64_t measured =
-      spec.messages != 0 ? spec.messages
-                         : std::max<std::uint64_t>(1, static_cast<std::uint64_t>(spec.rate * spec.seconds));
+      spec.messages != 0
+          ? spec.messages
+          : std::max<std::uint64_t>(1, static_cast<std::uint64_t>(spec.rate * spec.seconds));
   const double interval = clock.ticks_per_ns() * 1e9 / spec.rate;
   std::span<std::byte> out;
   if (!arrive_and_wait(side, report)) return report;
@@ -900,7 +903,8 @@ SideReport openloop_sender(Tx& tx, const SideContext& side) {
   noise.start();
   const std::uint64_t start = clock.now();
   for (std::uint64_t k = 1; k <= warmup + measured; ++k) {
-    const std::uint64_t intended = start + static_cast<std::uint64_t>(static_cast<double>(k - 1) * interval);
+    const std::uint64_t intended =
+        start + static_cast<std::uint64_t>(static_cast<double>(k - 1) * interval);
     for (std::uint32_t polls = 1; clock.now() < intended; ++polls) {
       engine::cpu_relax();
       if ((polls & kDeadlineCheckMask) == 0 && SteadyClock::now() >= side.deadline) {
@@ -956,7 +960,8 @@ SideReport openloop_receiver(Rx& rx, const SideContext& side) {
     const std::uint64_t read_end = clock.now();
     rx.release();
     if (!await_stamp(side.control->stamps[sequence % kStampSlots], sequence, side, stamp)) {
-      return fail(report, "no stamp for message %llu (the sender ran more than %zu messages ahead?)",
+      return fail(report,
+                  "no stamp for message %llu (the sender ran more than %zu messages ahead?)",
                   static_cast<unsigned long long>(sequence), kStampSlots);
     }
     if (sequence == warmup + 1) report.first_ns = static_cast<std::int64_t>(TickClock::steady_ns());
@@ -980,18 +985,24 @@ SideReport openloop_receiver(Rx& rx, const SideContext& side) {
 template <Sender Tx>
 SideReport run_sender_side(Tx& tx, const SideContext& side) {
   switch (side.spec->pattern) {
-    case Pattern::fanout: return fanout_publisher(tx, side);
-    case Pattern::openloop: return openloop_sender(tx, side);
-    default: return throughput_producer(tx, side);
+    case Pattern::fanout:
+      return fanout_publisher(tx, side);
+    case Pattern::openloop:
+      return openloop_sender(tx, side);
+    default:
+      return throughput_producer(tx, side);
   }
 }
 
 template <Receiver Rx>
 SideReport run_receiver_side(Rx& rx, const SideContext& side) {
   switch (side.spec->pattern) {
-    case Pattern::fanout: return fanout_subscriber(rx, side);
-    case Pattern::openloop: return openloop_receiver(rx, side);
-    default: return throughput_consumer(rx, side);
+    case Pattern::fanout:
+      return fanout_subscriber(rx, side);
+    case Pattern::openloop:
+      return openloop_receiver(rx, side);
+    default:
+      return throughput_consumer(rx, side);
   }
 }
 

@@ -62,8 +62,8 @@ class HandoffSender {
   }
   // Seals the payload and sends its descriptor; a failure shows at the next loan.
   void publish() noexcept {
-    auto descriptor = owner_.seal(std::move(writer_), {.offset = 0, .length = std::nullopt,
-                                                       .checksum = false});
+    auto descriptor =
+        owner_.seal(std::move(writer_), {.offset = 0, .length = std::nullopt, .checksum = false});
     if (!descriptor) {
       failure_ = "seal: " + descriptor.error().message;
       return;
@@ -71,10 +71,10 @@ class HandoffSender {
     const std::string json = descriptor->to_json();
     engine::Loan loan = ring_.try_loan(json.size());
     if (loan.would_block()) {
-      loan = ring_.loan(json.size(), side_.spec->mode == Mode::blocking
-                                         ? WaitStrategy::sleeping()
-                                         : WaitStrategy::yielding(),
-                        side_.deadline);
+      loan = ring_.loan(
+          json.size(),
+          side_.spec->mode == Mode::blocking ? WaitStrategy::sleeping() : WaitStrategy::yielding(),
+          side_.deadline);
     }
     if (!loan.ok()) {
       failure_ = std::string("descriptor ring: ") + engine::to_string(loan.status);
@@ -141,8 +141,8 @@ class HandoffReceiverEnd {
       failure_ = "descriptor: " + descriptor.error().message;
       return Poll::failed;
     }
-    auto mapped = receiver_.open(*descriptor, {.verify = cp::Verify::skip,
-                                               .timeout = std::chrono::milliseconds(2000)});
+    auto mapped = receiver_.open(
+        *descriptor, {.verify = cp::Verify::skip, .timeout = std::chrono::milliseconds(2000)});
     if (!mapped) {
       failure_ = "open: " + mapped.error().message;
       return Poll::failed;
@@ -194,7 +194,8 @@ class HandoffSession final : public Session {
         owner.emplace(std::move(*created));
       }
       if (receives) {
-        auto ring = engine::SpscRing::open(rings_[sends_on_first && pingpong ? 1 : 0].segment().name());
+        auto ring =
+            engine::SpscRing::open(rings_[sends_on_first && pingpong ? 1 : 0].segment().name());
         if (!ring) return failed("cannot open the descriptor ring", ring.error());
         in_ring.emplace(std::move(*ring));
         auto attached = engine::SpscConsumer::attach(*in_ring);
@@ -210,15 +211,18 @@ class HandoffSession final : public Session {
       if (sends) tx.emplace(*owner, *producer, side);
       if (receives) rx.emplace(*receiver, *consumer, side);
       switch (side.role) {
-        case Role::initiator: return pingpong_initiator(*tx, *rx, side);
-        case Role::echoer: return pingpong_echoer(*tx, *rx, side);
+        case Role::initiator:
+          return pingpong_initiator(*tx, *rx, side);
+        case Role::echoer:
+          return pingpong_echoer(*tx, *rx, side);
         case Role::producer: {
           SideReport report = run_sender_side(*tx, side);
           // The owner serves the fetches of what is still in the ring: it must outlive them.
           wait_for_consumers(side);
           return report;
         }
-        case Role::consumer: return run_receiver_side(*rx, side);
+        case Role::consumer:
+          return run_receiver_side(*rx, side);
       }
       SideReport report;
       return fail(report, "unknown role");

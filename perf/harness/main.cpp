@@ -45,9 +45,16 @@ constexpr int kExitUsage = 2;
 constexpr double kNoisyPreemptionsPerSecond = 200;
 // The standard matrix's sizes: ping-pong for every transport, and the sweep for ours.
 constexpr std::size_t kMatrixPayloads[] = {64, 4096, std::size_t{1} << 20};
-constexpr std::size_t kSweepPayloads[] = {8,       64,       512,           4096,          32768,
-                                          262144,  1 << 20,  std::size_t{2} << 20,
-                                          std::size_t{16} << 20, std::size_t{64} << 20};
+constexpr std::size_t kSweepPayloads[] = {8,
+                                          64,
+                                          512,
+                                          4096,
+                                          32768,
+                                          262144,
+                                          1 << 20,
+                                          std::size_t{2} << 20,
+                                          std::size_t{16} << 20,
+                                          std::size_t{64} << 20};
 constexpr unsigned kMatrixFanouts[] = {1, 8};
 
 // One repeat's result: one-way latency (ping-pong, fan-out, open loop) and/or rates.
@@ -97,7 +104,9 @@ const RepeatResult* median_repeat(const std::vector<RepeatResult>& repeats) {
   return sorted[(sorted.size() - 1) / 2];
 }
 
-const char* pattern_name(Pattern pattern) { return to_string(pattern); }
+const char* pattern_name(Pattern pattern) {
+  return to_string(pattern);
+}
 
 ResultRow identity_row(const std::string& transport, const Point& point) {
   ResultRow row;
@@ -455,12 +464,11 @@ void plan_matrix(const Options& options, Planner& planner) {
       MeasureSpec busy;
       busy.mode = Mode::busy;
       busy.payload = payload;
-      const bool blocking_only =
-          !entry->make()->unsupported(busy).empty() && [&] {
-            MeasureSpec blocking = busy;
-            blocking.mode = Mode::blocking;
-            return entry->make()->unsupported(blocking).empty();
-          }();
+      const bool blocking_only = !entry->make()->unsupported(busy).empty() && [&] {
+        MeasureSpec blocking = busy;
+        blocking.mode = Mode::blocking;
+        return entry->make()->unsupported(blocking).empty();
+      }();
       planner.add(std::string(entry->name), Pattern::pingpong,
                   blocking_only ? Mode::blocking : Mode::busy, payload);
     }
@@ -474,7 +482,8 @@ void plan_custom(const Options& options, Planner& planner) {
         for (const std::string& name : options.transports) {
           if (name == kFloorName) continue;
           if (pattern == Pattern::fanout) {
-            for (const unsigned fanout : options.fanouts) planner.add(name, pattern, mode, payload, fanout);
+            for (const unsigned fanout : options.fanouts)
+              planner.add(name, pattern, mode, payload, fanout);
           } else {
             planner.add(name, pattern, mode, payload);
           }
@@ -507,8 +516,8 @@ double estimate_seconds(const Point& point, const Transport& floor, unsigned rep
 
 void print_plan(const Options& options, const std::vector<Point>& points, double estimate,
                 std::array<int, 2> cores, const TickClock& clock) {
-  const auto measured = std::count_if(points.begin(), points.end(),
-                                      [](const Point& p) { return p.skipped.empty(); });
+  const auto measured =
+      std::count_if(points.begin(), points.end(), [](const Point& p) { return p.skipped.empty(); });
   std::fprintf(stderr,
                "symphony-perf: %zu rows (%zu skipped) x %u repeats on cpus %d,%d (%s clock), "
                "about %.0f s\n",
@@ -568,8 +577,8 @@ bool print_progress(std::size_t index, std::size_t count, const Point& point, co
 
 // "ring-spsc-pingpong-busy-64B.hgrm".
 std::string hgrm_name(const ResultRow& row) {
-  std::string name = row.transport + "-" + row.pattern + "-" + row.mode + "-" +
-                     std::to_string(row.payload) + "B";
+  std::string name =
+      row.transport + "-" + row.pattern + "-" + row.mode + "-" + std::to_string(row.payload) + "B";
   if (row.pattern == "fanout") name += "-n" + std::to_string(row.fanout);
   if (row.rate_per_s) name += "-r" + std::to_string(static_cast<std::uint64_t>(*row.rate_per_s));
   if (row.label.find("->") != std::string::npos && row.pattern == "throughput") name += "-pc";
@@ -617,7 +626,9 @@ int run(const Options& options, const std::string& command) {
   } stop_roudi;
 #endif
   if (const int removed = remove_stale_regions(); removed > 0) {
-    std::fprintf(stderr, "symphony-perf: removed %d shm segment(s) and ipc socket(s) left by dead runs\n", removed);
+    std::fprintf(stderr,
+                 "symphony-perf: removed %d shm segment(s) and ipc socket(s) left by dead runs\n",
+                 removed);
   }
   const auto cores = choose_cores(options);
   if (!cores) {
@@ -728,11 +739,12 @@ int run(const Options& options, const std::string& command) {
     floor_point.transport = floor.get();
     floor_point.spec = floor_spec;
     floor_point.pattern_label = to_string(Pattern::pingpong);
-    rows.insert(rows.begin(), summarize(std::string(kFloorName), floor_point, all_floors, all_floors));
+    rows.insert(rows.begin(),
+                summarize(std::string(kFloorName), floor_point, all_floors, all_floors));
     const RepeatResult* middle = median_repeat(all_floors);
-    distributions.insert(distributions.begin(),
-                         middle != nullptr && middle->distribution ? middle->distribution.get()
-                                                                   : nullptr);
+    distributions.insert(distributions.begin(), middle != nullptr && middle->distribution
+                                                    ? middle->distribution.get()
+                                                    : nullptr);
   }
   if (!rows.empty()) print_table(stdout, rows);
   std::fflush(stdout);
@@ -752,7 +764,8 @@ int run(const Options& options, const std::string& command) {
       std::fprintf(stderr, "symphony-perf: %s\n", error->c_str());
       return kExitFailed;
     }
-    std::fprintf(stderr, "symphony-perf: wrote the .hgrm files into %s\n", options.hgrm_dir.c_str());
+    std::fprintf(stderr, "symphony-perf: wrote the .hgrm files into %s\n",
+                 options.hgrm_dir.c_str());
   }
   if (!options.json_path.empty()) {
     MachineInfo machine = collect_machine_info();
@@ -769,7 +782,8 @@ int run(const Options& options, const std::string& command) {
     described.push_back({std::string(kFloorName), std::string(floor->description())});
     for (const TransportEntry& entry : transport_registry()) {
       if (entry.origin == Origin::floor || !selected(options, entry.name)) continue;
-      described.push_back({std::string(entry.name), std::string(transports.at(std::string(entry.name))->description())});
+      described.push_back({std::string(entry.name),
+                           std::string(transports.at(std::string(entry.name))->description())});
     }
     if (const auto error = write_json(options.json_path, machine, run, described, rows)) {
       std::fprintf(stderr, "symphony-perf: %s\n", error->c_str());
@@ -780,7 +794,8 @@ int run(const Options& options, const std::string& command) {
   std::fprintf(stderr, "symphony-perf: done in %.1f s\n",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count());
   if (!failures.empty()) {
-    std::fprintf(stderr, "symphony-perf: FAILED: %zu measurement(s) failed (rows \"failed: ...\"):\n",
+    std::fprintf(stderr,
+                 "symphony-perf: FAILED: %zu measurement(s) failed (rows \"failed: ...\"):\n",
                  failures.size());
     for (const std::string& failure : failures) std::fprintf(stderr, "  %s\n", failure.c_str());
     return kExitFailed;

@@ -91,9 +91,9 @@ const char* to_string(Role role) noexcept;
 // reader can tell it belongs to the message in hand. Ticks of the run's TickClock.
 struct alignas(64) StampSlot {
   std::uint64_t sequence;
-  std::uint64_t sent;   // open loop: the intended send time, plus the time the write took
+  std::uint64_t sent;      // open loop: the intended send time, plus the time the write took
   std::uint64_t received;  // fan-out: when the subscriber had the message (before reading it)
-  std::uint64_t touch;  // ticks spent writing (sender) or reading + writing (echoer) the payload
+  std::uint64_t touch;     // ticks spent writing (sender) or reading + writing (echoer) the payload
 };
 
 // One row of a percentile distribution: HdrHistogram's outputPercentileDistribution.

@@ -192,7 +192,6 @@ std::vector<std::size_t> default_payloads() {
   return *parse_payloads(kDefaultSweep);
 }
 
-
 void print_help(std::FILE* out) {
   std::fprintf(
       out,
@@ -223,7 +222,8 @@ void print_help(std::FILE* out) {
       "                 --payload are not allowed with it; --transport narrows it):\n"
       "                 standard: every transport ping-pong at 64 B, 4 KiB and 1 MiB in both\n"
       "                 modes; throughput at 64 B in both modes; fan-out 1 and 8 for topics; the\n"
-      "                 payload sweep 8 B - 64 MiB (x8) ping-pong for ours and iceoryx-raw; %.2g s\n"
+      "                 payload sweep 8 B - 64 MiB (x8) ping-pong for ours and iceoryx-raw; %.2g "
+      "s\n"
       "                 per repeat, 5 repeats (under 10 minutes on 2 cores)\n"
       "                 quick: every transport ping-pong and throughput at 64 B in both modes,\n"
       "                 %.2g s per repeat, %u repeats (under a minute)\n"
@@ -321,10 +321,10 @@ Parsed parse_options(int argc, char** argv) {
       has_value = true;
     }
     static constexpr std::string_view kValued[] = {
-        "--transport", "--pattern", "--mode",      "--payload",   "--repeats",
-        "--messages",  "--seconds", "--producers", "--consumers", "--batch", "--queue-bytes",
-        "--cores",     "--spin",    "--timeout",   "--json",      "--fault", "--hgrm",
-        "--matrix",    "--fanout",  "--rate"};
+        "--transport",   "--pattern", "--mode",      "--payload",   "--repeats",
+        "--messages",    "--seconds", "--producers", "--consumers", "--batch",
+        "--queue-bytes", "--cores",   "--spin",      "--timeout",   "--json",
+        "--fault",       "--hgrm",    "--matrix",    "--fanout",    "--rate"};
     if (std::find(std::begin(kValued), std::end(kValued), name) == std::end(kValued)) {
       return tl::unexpected("unknown option '" + std::string(arg) + "' (see --help)");
     }
@@ -502,7 +502,8 @@ Parsed parse_options(int argc, char** argv) {
   if (o.modes.empty()) o.modes = {Mode::busy};
   if (o.fanouts.empty()) o.fanouts = {1, 8};
   if (o.rate == 0) o.rate = kDefaultRate;
-  if (!have_payload) o.payloads = o.matrix == Matrix::quick ? std::vector<std::size_t>{64} : default_payloads();
+  if (!have_payload)
+    o.payloads = o.matrix == Matrix::quick ? std::vector<std::size_t>{64} : default_payloads();
   if (o.matrix == Matrix::quick && !have_repeats) o.repeats = kQuickRepeats;
   if (!have_seconds && !have_messages) {
     o.seconds = o.matrix == Matrix::quick      ? kQuickSeconds

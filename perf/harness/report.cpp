@@ -138,8 +138,10 @@ MachineInfo collect_machine_info() {
 
 void print_table(std::FILE* out, std::span<const ResultRow> rows) {
   const std::vector<std::string> header{
-      "transport", "pattern", "mode", "payload", "p50",    "p90",  "p99",     "p99.9",
-      "p99.99",    "max",     "mean", "touch",   "msgs/s", "MB/s", "x floor", "spread (p50 or msgs/s)"};
+      "transport", "pattern", "mode",    "payload",
+      "p50",       "p90",     "p99",     "p99.9",
+      "p99.99",    "max",     "mean",    "touch",
+      "msgs/s",    "MB/s",    "x floor", "spread (p50 or msgs/s)"};
   std::vector<std::vector<std::string>> cells;
   std::vector<std::string> skipped;
   for (const ResultRow& row : rows) {

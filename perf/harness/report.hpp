@@ -27,7 +27,7 @@ struct ResultRow {
   std::optional<double> touch;  // median time to write + read one message
   std::optional<double> msgs_per_s, bytes_per_s;
   std::optional<double> rate_per_s;  // open loop: the intended rate
-  std::uint64_t samples = 0;  // measured round trips or messages, summed over the repeats
+  std::uint64_t samples = 0;         // measured round trips or messages, summed over the repeats
   std::optional<double> ratio_to_floor;
   // min..max over the repeats of p50 (latency rows) or msgs/s (throughput).
   double spread_min = 0;

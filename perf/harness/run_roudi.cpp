@@ -164,7 +164,9 @@ RunRoudi& run_roudi() {
   return instance;
 }
 
-RunRoudi::~RunRoudi() { stop(); }
+RunRoudi::~RunRoudi() {
+  stop();
+}
 
 std::string RunRoudi::unsupported(std::uint64_t chunk_payload) {
   if (!decided_) decide();

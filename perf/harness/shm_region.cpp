@@ -135,9 +135,9 @@ int remove_entries_of_dead_runs(const char* dir_path, Remove&& remove) noexcept 
 int remove_stale_regions() noexcept {
   // Segments in /dev/shm, and the ipc:// socket files of zmq-ipc and control-rr in /tmp (their
   // sides _exit() without closing: the binding side's file stays).
-  return remove_entries_of_dead_runs("/dev/shm", [](const std::string& name) {
-           return ::shm_unlink(("/" + name).c_str()) == 0;
-         }) +
+  return remove_entries_of_dead_runs(
+             "/dev/shm",
+             [](const std::string& name) { return ::shm_unlink(("/" + name).c_str()) == 0; }) +
          remove_entries_of_dead_runs("/tmp", [](const std::string& name) {
            const std::string path = "/tmp/" + name;
            struct stat st {};

@@ -52,8 +52,8 @@ class TopicSession final : public Session {
       // Subscribe before advertising: each side's subscription exists before the barrier, so
       // no message is published to a topic nobody reads yet.
       if (pingpong || side.role == Role::consumer) {
-        auto sub = bus->subscribe(pingpong && first_sends ? "pong" : "ping", {}, topic_,
-                                  subscriber_);
+        auto sub =
+            bus->subscribe(pingpong && first_sends ? "pong" : "ping", {}, topic_, subscriber_);
         if (!sub) return failed("cannot subscribe", sub.error());
         subscriber.emplace(std::move(*sub));
       }
@@ -82,10 +82,14 @@ class TopicSession final : public Session {
       if (publisher) tx.emplace(*publisher, transport);
       if (subscriber) rx.emplace(*subscriber, transport);
       switch (side.role) {
-        case Role::initiator: return pingpong_initiator(*tx, *rx, side);
-        case Role::echoer: return pingpong_echoer(*tx, *rx, side);
-        case Role::producer: return run_sender_side(*tx, side);
-        case Role::consumer: return run_receiver_side(*rx, side);
+        case Role::initiator:
+          return pingpong_initiator(*tx, *rx, side);
+        case Role::echoer:
+          return pingpong_echoer(*tx, *rx, side);
+        case Role::producer:
+          return run_sender_side(*tx, side);
+        case Role::consumer:
+          return run_receiver_side(*rx, side);
       }
       SideReport report;
       return fail(report, "unknown role");

@@ -139,10 +139,14 @@ class UdsSession final : public Session {
       }
       UdsEndpoint endpoint(fd, side);
       switch (side.role) {
-        case Role::initiator: return pingpong_initiator(endpoint, endpoint, side);
-        case Role::echoer: return pingpong_echoer(endpoint, endpoint, side);
-        case Role::producer: return run_sender_side(endpoint, side);
-        case Role::consumer: return run_receiver_side(endpoint, side);
+        case Role::initiator:
+          return pingpong_initiator(endpoint, endpoint, side);
+        case Role::echoer:
+          return pingpong_echoer(endpoint, endpoint, side);
+        case Role::producer:
+          return run_sender_side(endpoint, side);
+        case Role::consumer:
+          return run_receiver_side(endpoint, side);
       }
       SideReport report;
       return fail(report, "unknown role");
@@ -194,6 +198,8 @@ class UdsTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_uds_transport() { return std::make_unique<UdsTransport>(); }
+std::unique_ptr<Transport> make_uds_transport() {
+  return std::make_unique<UdsTransport>();
+}
 
 }  // namespace symphony::perf

@@ -63,8 +63,8 @@ class ZmqEndpoint {
     return Poll::ready;
   }
   Poll wait_receive(std::span<const std::byte>& in, SteadyClock::time_point until) noexcept {
-    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - SteadyClock::now());
+    const auto timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now());
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     try {
       zmq::poll(&item, 1, std::max(timeout, std::chrono::milliseconds(0)));
@@ -140,14 +140,17 @@ class ZmqSession final : public Session {
       }
       ZmqEndpoint endpoint(socket, !dealer, side.spec->mode == Mode::busy);
       switch (side.role) {
-        case Role::initiator: return pingpong_initiator(endpoint, endpoint, side);
-        case Role::echoer: return pingpong_echoer(endpoint, endpoint, side);
+        case Role::initiator:
+          return pingpong_initiator(endpoint, endpoint, side);
+        case Role::echoer:
+          return pingpong_echoer(endpoint, endpoint, side);
         case Role::producer: {
           SideReport report = run_sender_side(endpoint, side);
           wait_for_consumers(side);  // closing now could drop what the ROUTER has not read
           return report;
         }
-        case Role::consumer: return run_receiver_side(endpoint, side);
+        case Role::consumer:
+          return run_receiver_side(endpoint, side);
       }
       SideReport report;
       return fail(report, "unknown role");
@@ -171,7 +174,8 @@ class ZmqIpcTransport final : public Transport {
            "sends (libzmq copies it through its pipe and the Unix socket); the receiver reads "
            "it from the received message. SNDHWM and RCVHWM are the queue bytes / payload (at "
            "least 4); the DEALER lingers up to 10 s so that nothing in flight is dropped. Busy "
-           "mode polls recv with ZMQ_DONTWAIT, yielding the core after each empty poll (libzmq's I/O "
+           "mode polls recv with ZMQ_DONTWAIT, yielding the core after each empty poll (libzmq's "
+           "I/O "
            "thread shares the spinning side's core); blocking mode waits in zmq_poll, then "
            "receives.";
   }
@@ -190,6 +194,8 @@ class ZmqIpcTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_zmq_ipc_transport() { return std::make_unique<ZmqIpcTransport>(); }
+std::unique_ptr<Transport> make_zmq_ipc_transport() {
+  return std::make_unique<ZmqIpcTransport>();
+}
 
 }  // namespace symphony::perf

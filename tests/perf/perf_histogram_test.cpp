@@ -48,7 +48,8 @@ void expect_within_bound(const engine::LatencyHistogram& histogram,
 std::vector<std::uint64_t> uniform_samples() {
   std::vector<std::uint64_t> samples;
   constexpr std::uint64_t kCount = 1'000'000;
-  for (std::uint64_t i = 0; i < kCount; ++i) samples.push_back(100 + i * (1'000'000 - 100) / kCount);
+  for (std::uint64_t i = 0; i < kCount; ++i)
+    samples.push_back(100 + i * (1'000'000 - 100) / kCount);
   return samples;
 }
 
@@ -159,7 +160,8 @@ TEST(PerfLatencyRecorder, HgrmTextIsHdrHistogramsPercentileFormat) {
   // value, percentile, count, 1/(1-p) (not on the 100% row).
   double value = 0, percentile = 0, inverse = 0;
   unsigned long long count = 0;
-  ASSERT_EQ(std::sscanf(rows[1].c_str(), "%lf %lf %llu %lf", &value, &percentile, &count, &inverse), 4)
+  ASSERT_EQ(std::sscanf(rows[1].c_str(), "%lf %lf %llu %lf", &value, &percentile, &count, &inverse),
+            4)
       << rows[1];
   EXPECT_NEAR(inverse, 1 / (1 - percentile), 0.01);
   ASSERT_EQ(std::sscanf(rows.back().c_str(), "%lf %lf %llu", &value, &percentile, &count), 3);

@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <simdjson.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <simdjson.h>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -165,7 +165,8 @@ TEST_F(PerfJson, HeaderRunAndTransportsHaveEveryFieldWithItsType) {
 
   const object r = root_["run"].get_object();
   EXPECT_EQ(keys(r), (std::set<std::string>{"command", "matrix", "repeats", "seconds_per_repeat"}));
-  EXPECT_EQ(std::string(r["command"].get_string().value()), "symphony-perf --quick --json out.json");
+  EXPECT_EQ(std::string(r["command"].get_string().value()),
+            "symphony-perf --quick --json out.json");
   EXPECT_EQ(std::string(r["matrix"].get_string().value()), "quick");
   EXPECT_EQ(r["repeats"].get_int64().value(), 3);
   EXPECT_DOUBLE_EQ(number(r["seconds_per_repeat"].value()), 0.05);
@@ -174,14 +175,15 @@ TEST_F(PerfJson, HeaderRunAndTransportsHaveEveryFieldWithItsType) {
   ASSERT_EQ(list.size(), 2U);
   EXPECT_EQ(keys(list.at(1).get_object()), (std::set<std::string>{"name", "description"}));
   EXPECT_EQ(std::string(list.at(1)["name"].get_string().value()), "ring-spsc");
-  EXPECT_EQ(std::string(list.at(1)["description"].get_string().value()), "ours: an SPSC ring\nin shm");
+  EXPECT_EQ(std::string(list.at(1)["description"].get_string().value()),
+            "ours: an SPSC ring\nin shm");
 }
 
 const std::set<std::string> kResultKeys{
-    "transport", "pattern",    "mode",        "payload_bytes", "fanout",         "repeats",
-    "p50_ns",    "p90_ns",     "p99_ns",      "p999_ns",       "p9999_ns",       "max_ns",
-    "mean_ns",   "touch_ns",   "msgs_per_s",  "bytes_per_s",   "rate_per_s",     "samples",
-    "ratio_to_floor", "spread", "hgrm",       "skipped"};
+    "transport",      "pattern",  "mode",       "payload_bytes", "fanout",     "repeats",
+    "p50_ns",         "p90_ns",   "p99_ns",     "p999_ns",       "p9999_ns",   "max_ns",
+    "mean_ns",        "touch_ns", "msgs_per_s", "bytes_per_s",   "rate_per_s", "samples",
+    "ratio_to_floor", "spread",   "hgrm",       "skipped"};
 
 TEST_F(PerfJson, EveryResultRowHasEverySchemaFieldWithItsType) {
   const auto results = root_["results"].get_array().value();
@@ -198,9 +200,9 @@ TEST_F(PerfJson, EveryResultRowHasEverySchemaFieldWithItsType) {
     EXPECT_TRUE(o["fanout"].is_int64());
     EXPECT_TRUE(o["repeats"].is_int64());
     EXPECT_TRUE(o["samples"].is_int64());
-    for (const char* field : {"p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns",
-                              "mean_ns", "touch_ns", "msgs_per_s", "bytes_per_s", "rate_per_s",
-                              "ratio_to_floor"}) {
+    for (const char* field :
+         {"p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns", "mean_ns", "touch_ns",
+          "msgs_per_s", "bytes_per_s", "rate_per_s", "ratio_to_floor"}) {
       const element e = o[field].value();
       EXPECT_TRUE(e.is_null() || e.is_number()) << field;
     }
@@ -253,8 +255,8 @@ TEST_F(PerfJson, ValuesRoundTripAndInapplicableFieldsAreNull) {
   const object skipped = results.at(4).get_object();
   EXPECT_EQ(std::string(skipped["skipped"].get_string().value()),
             "boost::lockfree::spsc_queue has no wake-up of its own");
-  for (const char* field : {"p50_ns", "max_ns", "mean_ns", "touch_ns", "msgs_per_s",
-                            "ratio_to_floor"}) {
+  for (const char* field :
+       {"p50_ns", "max_ns", "mean_ns", "touch_ns", "msgs_per_s", "ratio_to_floor"}) {
     EXPECT_TRUE(skipped[field].is_null()) << field;
   }
   EXPECT_EQ(skipped["samples"].get_int64().value(), 0);

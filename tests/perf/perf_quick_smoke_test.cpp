@@ -8,11 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <simdjson.h>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
-#include <simdjson.h>
 #include <string>
 #include <vector>
 
@@ -66,8 +66,8 @@ TEST(PerfQuickSmoke, EveryTransportRunsOrSaysWhyNot) {
   fs::create_directories(dir);
   const fs::path json = dir / "quick.json";
   const fs::path log = dir / "run.log";
-  std::vector<std::string> args{SYMPHONY_PERF_BINARY, "--quick", "--json", json.string(),
-                                "--hgrm", (dir / "hgrm").string()};
+  std::vector<std::string> args{SYMPHONY_PERF_BINARY, "--quick", "--json",
+                                json.string(),        "--hgrm",  (dir / "hgrm").string()};
   if (symphony::test::test_scale() < 1.0) {
     // Sanitizers: a fixed, small number of messages per repeat instead of 50 ms.
     args.push_back("--messages");
