@@ -23,7 +23,7 @@ TEST(Manifest, CompleteManifestParsesEveryField) {
   const std::string json = R"({
     "id": "thermo_2", "version": "1.4.0-rc1", "executable": "/bin/sh", "args": ["-c", "true"],
     "instances": 3, "start": "on-demand", "idle_stop_s": 2.5,
-    "limits": {"memory_mib": 256, "cpu_cores": 0.5},
+    "limits": {"memory_mib": 256, "cpu_cores": 0.5}, "checkpoint_bytes": 65536,
     "hang_timeout_ms": 1500, "start_timeout_ms": 7000,
     "restart": {"policy": "backoff", "initial_ms": 50, "factor": 3, "cap_ms": 4000,
                 "reset_after_s": 10},
@@ -45,6 +45,7 @@ TEST(Manifest, CompleteManifestParsesEveryField) {
   EXPECT_EQ(m->idle_stop, 2500ms);
   EXPECT_EQ(m->limits.memory_bytes, 256u << 20);
   EXPECT_DOUBLE_EQ(m->limits.cpu_cores, 0.5);
+  EXPECT_EQ(m->checkpoint_bytes, 65536u);
   EXPECT_EQ(m->hang_timeout, 1500ms);
   EXPECT_EQ(m->start_timeout, 7000ms);
   EXPECT_EQ(m->restart.kind, RestartKind::backoff);
@@ -62,6 +63,9 @@ TEST(Manifest, CompleteManifestParsesEveryField) {
   EXPECT_EQ(m->subscribes[0].depth, 8u);
   EXPECT_EQ(m->subscribes[0].overflow, symphony::engine::Overflow::discard_oldest);
   EXPECT_EQ(m->subscribes[0].history, 2u);
+  EXPECT_EQ(declared_topics_json(*m),
+            R"({"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"iceoryx"}],)"
+            R"("subscribe":[{"name":"commands","type":"bytes","transport":"native"}]})");
 }
 
 TEST(Manifest, MinimalManifestGetsTheDefaults) {
@@ -73,6 +77,8 @@ TEST(Manifest, MinimalManifestGetsTheDefaults) {
   EXPECT_EQ(m->limits.memory_bytes, 0u);
   EXPECT_EQ(m->intensity.max_restarts, 5u);
   EXPECT_TRUE(m->publishes.empty());
+  EXPECT_EQ(m->checkpoint_bytes, 0u);
+  EXPECT_EQ(declared_topics_json(*m), R"({"publish":[],"subscribe":[]})");
 }
 
 TEST(Manifest, RelativeExecutableIsResolvedAgainstTheManifestsFolder) {
@@ -151,6 +157,12 @@ const InvalidCase kInvalid[] = {
     {"idle_stop_with_eager", with(R"("idle_stop_s": 5)"), "idle_stop_s", "only to"},
     {"idle_stop_zero", with(R"("start": "on-demand", "idle_stop_s": 0)"), "idle_stop_s",
      "greater than 0"},
+    {"checkpoint_too_big", with(R"("checkpoint_bytes": 1073741825)"), "checkpoint_bytes",
+     "between 0 and 1073741824"},
+    {"checkpoint_negative", with(R"("checkpoint_bytes": -1)"), "checkpoint_bytes",
+     "between 0 and"},
+    {"checkpoint_not_number", with(R"("checkpoint_bytes": "1M")"), "checkpoint_bytes",
+     "must be a number"},
     {"limits_not_object", with(R"("limits": 5)"), "limits", "must be an object"},
     {"memory_too_small", with(R"("limits": {"memory_mib": 1})"), "limits.memory_mib",
      "between 4 and"},

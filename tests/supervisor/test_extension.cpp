@@ -9,11 +9,16 @@
 //   --ignore-term         ignores SIGTERM (the supervisor must escalate to SIGKILL)
 //   --grandchild          forks a child that calls setsid (escaping the process group) and sleeps
 //   --print-lines N       prints N numbered lines of 100 bytes at start (log bounds)
-//   --hello-retry-ms N    ExtensionOptions::retry_interval (default: the control plane's)
+//   --checkpoint          opens its checkpoint at start and restores it (what it found goes into
+//                         the ready event and the "restored" reply); a checkpoint is
+//                         --checkpoint-size bytes (default 8), every 8-byte word = one counter
+//   --sleep-ms N          sleeps N ms in every "sleep" request (a request in flight)
 //
 // Requests: "inspect" answers with what it recorded; "deadlock" never returns (a stuck
-// callback); anything else is echoed. The stop command
-// makes it exit 0.
+// callback); "restored": the checkpoint found at start; "commit" {"counter": N}: commits N;
+// "commit-loop": commits 1, 2, 3, ... on a thread until killed (a kill lands mid-write);
+// "sleep": answers after --sleep-ms; "topics": the SYMPHONY_TOPICS it was given; anything else
+// is echoed. The stop command makes it exit 0.
 
 #include <dirent.h>
 #include <signal.h>
@@ -31,6 +36,8 @@
 #include <vector>
 
 #include "symphony/controlplane/extension.hpp"
+#include "symphony/engine/checkpoint.hpp"
+#include "symphony/supervisor/manifest.hpp"
 #include "symphony/supervisor/lifecycle.hpp"
 
 namespace {
@@ -111,6 +118,38 @@ bool has_flag(int argc, char** argv, const char* name) {
   return false;
 }
 
+// A checkpoint of `size` bytes (a multiple of 8) whose every word is `counter`.
+std::vector<std::byte> checkpoint_bytes(std::uint64_t counter, std::size_t size) {
+  std::vector<std::byte> bytes(size);
+  for (std::size_t at = 0; at + 8 <= size; at += 8) std::memcpy(&bytes[at], &counter, 8);
+  return bytes;
+}
+
+// What --checkpoint found at start: {"generation", "counter", "intact", "fell_back"}
+// (generation 0 and counter -1: there was none).
+std::string describe_restored(
+    const symphony::engine::Result<std::optional<symphony::engine::CheckpointData>>& restored) {
+  if (!restored) return JsonObject().add("error", restored.error().message).str();
+  if (!*restored) {
+    return JsonObject().add("generation", 0).add("counter", -1).add("intact", true).str();
+  }
+  const auto& data = **restored;
+  std::uint64_t counter = 0;
+  bool intact = !data.bytes.empty() && data.bytes.size() % 8 == 0;
+  if (intact) std::memcpy(&counter, data.bytes.data(), 8);
+  for (std::size_t at = 0; intact && at < data.bytes.size(); at += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, &data.bytes[at], 8);
+    intact = word == counter;
+  }
+  return JsonObject()
+      .add("generation", data.generation)
+      .add("counter", counter)
+      .add("intact", intact)
+      .add("fell_back", data.fell_back)
+      .str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,9 +175,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "test-extension: %s\n", options.error().message.c_str());
     return 2;
   }
-  const long hello_retry = arg_value(argc, argv, "--hello-retry-ms", 0);
-  if (hello_retry > 0) options->retry_interval = std::chrono::milliseconds(hello_retry);
   std::atomic<bool> stop{false};
+  std::optional<symphony::engine::Checkpoint> checkpoint;
+  std::string restored = "null";
+  const auto checkpoint_size = static_cast<std::size_t>(arg_value(argc, argv, "--checkpoint-size", 8));
+  if (has_flag(argc, argv, "--checkpoint")) {
+    auto opened = symphony::engine::Checkpoint::open(options->bus, options->extension,
+                                                     options->instance);
+    if (!opened) {
+      std::fprintf(stderr, "test-extension: checkpoint: %s\n", opened.error().message.c_str());
+      return 6;
+    }
+    checkpoint = std::move(*opened);
+    restored = describe_restored(checkpoint->restore());
+  }
+  std::thread commit_loop;
+  const long sleep_ms = arg_value(argc, argv, "--sleep-ms", 0);
+  const char* topics = std::getenv(symphony::supervisor::kEnvTopics);
   ExtensionHandlers handlers;
   const std::string inspect = JsonObject()
                                   .add_raw("start", at_start)
@@ -151,6 +204,36 @@ int main(int argc, char** argv) {
       -> symphony::engine::Result<std::string> {
     if (method == "deadlock") {
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    if (method == "restored") return restored;
+    if (method == "topics") return JsonObject().add("topics", topics ? topics : "(unset)").str();
+    if (method == "sleep") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+      return payload;
+    }
+    if ((method == "commit" || method == "commit-loop") && !checkpoint) {
+      return tl::unexpected(symphony::engine::Error{symphony::engine::Errc::invalid_argument,
+                                                    "started without --checkpoint"});
+    }
+    if (method == "commit") {
+      auto body = JsonReader::parse(payload);
+      const auto counter = body ? body->integer("counter") : std::nullopt;
+      if (!counter) {
+        return tl::unexpected(symphony::engine::Error{symphony::engine::Errc::invalid_argument,
+                                                      "commit wants {\"counter\": N}"});
+      }
+      auto generation = checkpoint->commit(
+          checkpoint_bytes(static_cast<std::uint64_t>(*counter), checkpoint_size));
+      if (!generation) return tl::unexpected(generation.error());
+      return JsonObject().add("generation", *generation).str();
+    }
+    if (method == "commit-loop" && !commit_loop.joinable()) {
+      commit_loop = std::thread([&] {
+        for (std::uint64_t counter = 1; !stop.load(); ++counter) {
+          if (!checkpoint->commit(checkpoint_bytes(counter, checkpoint_size))) std::abort();
+        }
+      });
+      return std::string("{}");
     }
     return method == "inspect" ? inspect : payload;
   };
@@ -170,7 +253,10 @@ int main(int argc, char** argv) {
   }
   if (!has_flag(argc, argv, "--no-ready")) {
     (*channel)->send_event(symphony::supervisor::kReadyEvent,
-                           JsonObject().add("generation", options->generation).str());
+                           JsonObject()
+                               .add("generation", options->generation)
+                               .add_raw("checkpoint", restored)
+                               .str());
   }
   std::printf("test-extension %s/%d generation %llu ready\n", options->extension.c_str(),
               options->instance, static_cast<unsigned long long>(options->generation));
@@ -210,5 +296,6 @@ int main(int argc, char** argv) {
   // Let the ack of the stop command go out before the channel closes.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   for (char* block : hog) std::free(block);
+  if (commit_loop.joinable()) commit_loop.join();
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "symphony/controlplane/envelope.hpp"
 #include "symphony/layouts/topic.hpp"
 
 namespace symphony::supervisor {
@@ -439,6 +440,11 @@ ManifestResult<Manifest> parse_manifest(std::string_view json, const fs::path& b
   } else if (root.failed()) {
     return refuse(error);
   }
+  std::int64_t checkpoint_bytes = 0;
+  if (!root.integer("checkpoint_bytes", checkpoint_bytes, 0, kMaxCheckpointBytes)) {
+    return refuse(error);
+  }
+  m.checkpoint_bytes = static_cast<std::uint64_t>(checkpoint_bytes);
   if (!root.milliseconds("hang_timeout_ms", m.hang_timeout, 50, 3'600'000)) return refuse(error);
   if (!root.milliseconds("start_timeout_ms", m.start_timeout, 50, 3'600'000)) {
     return refuse(error);
@@ -473,6 +479,25 @@ ManifestResult<Manifest> parse_manifest(std::string_view json, const fs::path& b
   }
   if (!root.no_unknown_fields()) return refuse(error);
   return m;
+}
+
+std::string declared_topics_json(const Manifest& manifest) {
+  const auto list = [](const std::vector<TopicDeclaration>& topics) {
+    std::string json = "[";
+    for (const TopicDeclaration& topic : topics) {
+      if (json.size() > 1) json += ",";
+      json += controlplane::JsonObject()
+                  .add("name", topic.name)
+                  .add("type", topic.type)
+                  .add("transport", engine::to_string(topic.transport))
+                  .str();
+    }
+    return json + "]";
+  };
+  return controlplane::JsonObject()
+      .add_raw("publish", list(manifest.publishes))
+      .add_raw("subscribe", list(manifest.subscribes))
+      .str();
 }
 
 ManifestResult<Manifest> load_manifest(const fs::path& file) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "spawn.hpp"
 #include "symphony/controlplane/envelope.hpp"
 #include "symphony/controlplane/extension.hpp"
+#include "symphony/engine/checkpoint.hpp"
 #include "symphony/engine/runtime_dir.hpp"
 #include "unique_fd.hpp"
 
@@ -187,6 +189,9 @@ struct ExtensionSlot {
   LogSink log;
   std::optional<ExtensionCgroup> cgroup;
   std::uint64_t oom_baseline = 0;
+  // Created when the instance is added, so every restart of it finds the last checkpoint;
+  // destroyed (segment removed) with the slot: on remove() and when the supervisor stops.
+  std::optional<engine::CheckpointStore> checkpoint;
 
   bool hello = false;
   bool ready = false;
@@ -211,6 +216,18 @@ struct ExtensionSlot {
 struct Extension {
   std::shared_ptr<const Manifest> manifest;
   std::vector<std::unique_ptr<ExtensionSlot>> slots;
+  // Supervisor::request(): calls under way (waiting for HEALTHY or for the reply), when the
+  // last one began or ended (an on-demand extension idles from there), and the round robin.
+  int requests_in_flight = 0;
+  Steady::time_point last_request{};
+  std::size_t next_instance = 0;
+};
+
+// Where a Supervisor::request() stands after one look at the extension.
+struct RequestStep {
+  std::optional<Error> error;  // give up with this
+  std::string route;           // forward to this HEALTHY instance
+  std::string waiting_for;     // otherwise: what it waits for (for the timeout's message)
 };
 
 // ---- the supervisor -------------------------------------------------------------------------
@@ -239,6 +256,11 @@ struct Supervisor::Impl {
 
   std::mutex mutex;  // guards `queue` (other threads post work to the supervisor thread)
   std::deque<std::function<void()>> queue;
+
+  // Counts transitions: Supervisor::request() callers wait on it for an instance to be HEALTHY.
+  std::mutex transitions_mutex;
+  std::condition_variable transitions_changed;
+  std::uint64_t transitions = 0;  // guarded by transitions_mutex
 
   // Supervisor thread only.
   std::map<std::string, std::unique_ptr<Extension>> extensions;  // by id
@@ -310,6 +332,11 @@ struct Supervisor::Impl {
     event.at = Steady::now();
     slot.state = to;
     slot.reason = event.reason;
+    {
+      std::lock_guard lock(transitions_mutex);
+      ++transitions;
+    }
+    transitions_changed.notify_all();
     if (!slot.log.file().empty()) {
       slot.log.note(std::string(to_string(event.from)) + " -> " + to_string(to) + ": " +
                     event.reason);
@@ -333,6 +360,7 @@ struct Supervisor::Impl {
     env.push_back(std::string(controlplane::kEnvGeneration) + "=" + std::to_string(r.generation));
     env.push_back(std::string(controlplane::kEnvToken) + "=" + r.token);
     env.push_back(std::string(controlplane::kEnvControl) + "=" + host->control_endpoint());
+    env.push_back(std::string(kEnvTopics) + "=" + declared_topics_json(*slot.extension.manifest));
     return env;
   }
 
@@ -406,6 +434,8 @@ struct Supervisor::Impl {
     slot.status_token = watch(WatchKind::status, &slot, slot.status.get());
     slot.output_token = watch(WatchKind::output, &slot, slot.output.get());
     slot.tracker.started(clock->now());
+    // An on-demand extension idles from its start too (also one started by hand).
+    slot.extension.last_request = std::max(slot.extension.last_request, Steady::now());
     slot.log.note("generation " + std::to_string(slot.registration.generation) + ", pid " +
                   std::to_string(slot.pid) + ": " + m.executable.string());
     transition(slot, LifecycleState::starting,
@@ -478,8 +508,13 @@ struct Supervisor::Impl {
     slot.start_deadline = Steady::time_point::max();
     slot.escalate_at = Steady::time_point::max();
     slot.escalation = ExtensionSlot::Escalation::none;
-    // The next generation is registered now: the dead one's token is refused from here on, and
-    // requests still waiting on it fail at once instead of at their timeout.
+    // Requests in flight to the dead generation fail now, with why it died (not at their
+    // timeout, and not with a bare "replaced by a new generation")...
+    std::string death = oom;
+    if (slot.ending == ExtensionSlot::Ending::hang) death += slot.ending_reason + "; ";
+    death += status;
+    host->mark_gone(slot.route, slot.route + " " + death);
+    // ...and the next generation is registered now: the dead one's token is refused from here on.
     slot.registration = host->register_extension(slot.extension.manifest->id, slot.instance,
                                                  slot.extension.manifest->hang_timeout);
     slot.registration_fresh = true;
@@ -494,7 +529,9 @@ struct Supervisor::Impl {
       return;
     }
     if (ending == ExtensionSlot::Ending::requested) {
-      transition(slot, LifecycleState::terminated, "stopped: " + status);
+      // The stop's cause stays in the reason (a stop by hand, an idle on-demand extension).
+      transition(slot, LifecycleState::terminated,
+                 "stopped (" + slot.ending_reason + "): " + status);
       slot.pid = 0;
       if (slot.remove_after_stop) return;  // the caller removes it once everything is down
       if (slot.start_after_stop && !shutting_down) {
@@ -503,9 +540,7 @@ struct Supervisor::Impl {
       }
       return;
     }
-    std::string why = oom;
-    if (ending == ExtensionSlot::Ending::hang) why += slot.ending_reason + "; ";
-    why += status;
+    const std::string& why = death;
     if (shutting_down) {
       transition(slot, LifecycleState::crashed, why);
       slot.pid = 0;
@@ -696,6 +731,20 @@ struct Supervisor::Impl {
       }
       if (slot.alive()) next = std::min({next, slot.escalate_at, slot.start_deadline});
     }
+    for (auto& [id, ext] : extensions) {
+      if (const auto idle_at = idle_deadline(*ext)) {
+        if (*idle_at <= now) {
+          stop(id, false,
+               "idle: no request for " +
+                   std::to_string(std::chrono::duration_cast<milliseconds>(now - ext->last_request)
+                                      .count()) +
+                   " ms (idle_stop " + std::to_string(ext->manifest->idle_stop.count()) +
+                   " ms)");
+        } else {
+          next = std::min(next, *idle_at);
+        }
+      }
+    }
     if (now >= next_hang_check) {
       check_hangs(now);
       next_hang_check = now + hang_check_period();
@@ -709,6 +758,19 @@ struct Supervisor::Impl {
       }
     }
     return static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000));
+  }
+
+  // When an on-demand extension that runs and serves no request is stopped as idle.
+  static std::optional<Steady::time_point> idle_deadline(const Extension& ext) {
+    if (ext.manifest->start != StartMode::on_demand || ext.requests_in_flight > 0) {
+      return std::nullopt;
+    }
+    bool running = false;
+    for (const auto& slot : ext.slots) {
+      running |= slot->alive() && slot->ending != ExtensionSlot::Ending::requested;
+    }
+    if (!running) return std::nullopt;
+    return ext.last_request + ext.manifest->idle_stop;
   }
 
   bool any_alive() const {
@@ -781,12 +843,32 @@ struct Supervisor::Impl {
     auto ext = std::make_unique<Extension>();
     ext->manifest = std::make_shared<const Manifest>(std::move(manifest));
     for (int i = 0; i < ext->manifest->instances; ++i) {
-      ext->slots.push_back(std::make_unique<ExtensionSlot>(*ext, i, *ext->manifest));
-      by_route.emplace(ext->slots.back()->route, ext->slots.back().get());
+      auto slot = std::make_unique<ExtensionSlot>(*ext, i, *ext->manifest);
+      if (ext->manifest->checkpoint_bytes > 0) {
+        // After a host killed with -9 this carries its last committed checkpoint over.
+        auto store = engine::CheckpointStore::create(options.host.bus, ext->manifest->id, i,
+                                                     ext->manifest->checkpoint_bytes);
+        if (!store) {
+          return tl::unexpected(Error{store.error().code, "extension '" + ext->manifest->id +
+                                                              "': checkpoint: " +
+                                                              store.error().message});
+        }
+        slot->checkpoint = std::move(*store);
+      }
+      ext->slots.push_back(std::move(slot));
     }
+    for (auto& slot : ext->slots) by_route.emplace(slot->route, slot.get());
     Extension& added = *ext;
     extensions.emplace(added.manifest->id, std::move(ext));
-    for (auto& slot : added.slots) transition(*slot, LifecycleState::created, "manifest added");
+    for (auto& slot : added.slots) {
+      std::string why = "manifest added";
+      if (slot->checkpoint && slot->checkpoint->recovered()) {
+        why += "; checkpoint generation " +
+               std::to_string(slot->checkpoint->recovered()->generation) +
+               " recovered from a previous host";
+      }
+      transition(*slot, LifecycleState::created, why);
+    }
     if (added.manifest->start == StartMode::eager) {
       for (auto& slot : added.slots) spawn(*slot, "eager start");
     }
@@ -804,16 +886,16 @@ struct Supervisor::Impl {
     return {};
   }
 
-  engine::Result<void> stop(std::string_view id, bool then_start) {
+  engine::Result<void> stop(std::string_view id, bool then_start, std::string why = {}) {
     Extension* ext = find(id);
     if (ext == nullptr) return tl::unexpected(not_found(id));
+    if (why.empty()) why = then_start ? "restart requested" : "stop requested";
     for (auto& slot : ext->slots) {
       slot->restart_pending = false;
       if (slot->alive()) {
         slot->start_after_stop = then_start;
         if (then_start) slot->tracker.reset();
-        begin_kill(*slot, ExtensionSlot::Ending::requested,
-                   then_start ? "restart requested" : "stop requested");
+        begin_kill(*slot, ExtensionSlot::Ending::requested, why);
       } else if (then_start) {
         slot->tracker.reset();
         spawn(*slot, "restarted by hand");
@@ -823,6 +905,58 @@ struct Supervisor::Impl {
       }
     }
     return {};
+  }
+
+  // ---- requests (Supervisor::request) ----
+
+  engine::Result<void> enter_request(std::string_view id) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return tl::unexpected(not_found(id));
+    ++ext->requests_in_flight;
+    ext->last_request = Steady::now();
+    return {};
+  }
+
+  void leave_request(const std::string& id) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return;
+    --ext->requests_in_flight;
+    ext->last_request = Steady::now();  // the idle time counts from here
+  }
+
+  // A HEALTHY instance to forward to (round robin); else on-demand instances that are down are
+  // started, and the caller waits, unless no instance runs or is about to.
+  RequestStep request_step(std::string_view id) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return {not_found(id), {}, {}};
+    const std::size_t count = ext->slots.size();
+    for (std::size_t k = 0; k < count; ++k) {
+      ExtensionSlot& slot = *ext->slots[(ext->next_instance + k) % count];
+      if (slot.state == LifecycleState::healthy && slot.ending == ExtensionSlot::Ending::none) {
+        ext->next_instance = (static_cast<std::size_t>(slot.instance) + 1) % count;
+        return {std::nullopt, slot.route, {}};
+      }
+    }
+    const bool on_demand = ext->manifest->start == StartMode::on_demand;
+    bool coming = false;
+    std::string states;
+    for (auto& slot : ext->slots) {
+      // An on-demand instance that is down on purpose (never started, stopped, idle) starts;
+      // a crashed or failed one is left to its restart policy.
+      if (on_demand && !shutting_down && !slot->alive() && !slot->restart_pending &&
+          (slot->state == LifecycleState::created || slot->state == LifecycleState::terminated)) {
+        spawn(*slot, "on-demand start: a request for " + ext->manifest->id);
+      }
+      coming |= slot->alive() || slot->restart_pending;
+      states += (states.empty() ? "" : "; ") + slot->route + " " + to_string(slot->state) + ": " +
+                slot->reason;
+    }
+    if (!coming) {
+      return {Error{Errc::unavailable, "extension '" + ext->manifest->id +
+                                           "' is not running (" + states + ")"},
+              {}, {}};
+    }
+    return {std::nullopt, {}, states};
   }
 
   void begin_shutdown() {
@@ -943,14 +1077,8 @@ Supervisor::~Supervisor() {
   impl_->call([impl = impl_.get()] { impl->begin_shutdown(); });
   if (impl_->thread.joinable()) impl_->thread.join();
   // The control plane's I/O thread may still post news: it stops before the queue goes away.
-  const std::string endpoints[] = {impl_->host->control_endpoint(),
-                                   impl_->host->events_endpoint()};
+  // (The host removes its ipc socket files itself.)
   impl_->host.reset();
-  // libzmq leaves the socket file of a bound ipc:// endpoint behind (it unlinks only the ones
-  // it created in a temporary directory); the supervisor started this host, so it removes them.
-  for (const std::string& endpoint : endpoints) {
-    if (endpoint.rfind("ipc://", 0) == 0) ::unlink(endpoint.c_str() + 6);
-  }
 }
 
 controlplane::ControlHost& Supervisor::control() noexcept { return *impl_->host; }
@@ -1011,6 +1139,68 @@ engine::Result<void> Supervisor::remove(std::string_view extension) {
     }
     std::this_thread::sleep_for(milliseconds(5));
   }
+}
+
+engine::Result<std::optional<engine::CheckpointData>> Supervisor::checkpoint(
+    std::string_view extension, int instance) const {
+  return impl_->call([impl = impl_.get(), id = std::string(extension), instance]()
+                         -> engine::Result<std::optional<engine::CheckpointData>> {
+    auto it = impl->by_route.find(id + "/" + std::to_string(instance));
+    if (it == impl->by_route.end()) {
+      return tl::unexpected(Error{Errc::not_found, "no instance " + id + "/" +
+                                                       std::to_string(instance) + " is supervised"});
+    }
+    if (!it->second->checkpoint) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + id + "' keeps no checkpoint (checkpoint_bytes 0)"});
+    }
+    return it->second->checkpoint->latest();
+  });
+}
+
+engine::Result<std::string> Supervisor::request(std::string_view extension,
+                                                std::string_view method, std::string payload_json,
+                                                std::chrono::milliseconds timeout) {
+  Impl* impl = impl_.get();
+  const std::string id(extension);
+  if (impl->on_supervisor_thread()) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "request() from a lifecycle callback cannot wait for a reply"});
+  }
+  const auto deadline = Steady::now() + timeout;
+  auto entered = impl->call([impl, &id] { return impl->enter_request(id); });
+  if (!entered) return tl::unexpected(entered.error());
+  struct Leave {
+    Impl* impl;
+    const std::string& id;
+    ~Leave() {
+      impl->post([impl = impl, id = id] { impl->leave_request(id); });
+    }
+  } leave{impl, id};
+  for (;;) {
+    std::uint64_t seen = 0;
+    {
+      std::lock_guard lock(impl->transitions_mutex);
+      seen = impl->transitions;
+    }
+    RequestStep step = impl->call([impl, &id] { return impl->request_step(id); });
+    if (step.error) return tl::unexpected(std::move(*step.error));
+    const auto left = std::chrono::ceil<milliseconds>(deadline - Steady::now());
+    if (!step.route.empty()) {
+      if (left.count() <= 0) break;
+      return impl->host->request(step.route, method, std::move(payload_json), left).get();
+    }
+    std::unique_lock lock(impl->transitions_mutex);
+    if (!impl->transitions_changed.wait_until(lock, deadline,
+                                              [&] { return impl->transitions != seen; })) {
+      return tl::unexpected(Error{Errc::unavailable,
+                                  "extension '" + id + "': no instance HEALTHY within " +
+                                      std::to_string(timeout.count()) + " ms (" +
+                                      step.waiting_for + ")"});
+    }
+  }
+  return tl::unexpected(Error{Errc::unavailable, "extension '" + id + "': no instance HEALTHY within " +
+                                                     std::to_string(timeout.count()) + " ms"});
 }
 
 std::vector<ExtensionFigures> Supervisor::figures() const {

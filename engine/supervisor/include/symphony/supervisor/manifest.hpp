@@ -10,6 +10,7 @@
 //     "instances": 1,
 //     "start": "eager",                                      // or "on-demand" + "idle_stop_s": 30
 //     "limits": {"memory_mib": 256, "cpu_cores": 0.5},       // both optional
+//     "checkpoint_bytes": 65536,                             // 0 (default): no checkpoint
 //     "hang_timeout_ms": 5000, "start_timeout_ms": 10000,
 //     "restart": {"policy": "backoff", "initial_ms": 100, "factor": 2, "cap_ms": 30000,
 //                 "reset_after_s": 60},                      // or "immediate", "manual"
@@ -83,6 +84,16 @@ struct TopicDeclaration {
   std::uint32_t history = 0;
 };
 
+// The largest checkpoint a manifest may ask for (each instance's segment is this big at most).
+inline constexpr std::int64_t kMaxCheckpointBytes = std::int64_t{1} << 30;
+
+// The environment variable that carries the declared topics to the extension process, as JSON:
+//   {"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"native"}],
+//    "subscribe":[...]}
+// The extension SDK refuses a topic that is not declared there (a guard against bugs, not a
+// security boundary: everything runs as one user).
+inline constexpr const char* kEnvTopics = "SYMPHONY_TOPICS";
+
 struct Manifest {
   std::string id;       // 1-40 of [A-Za-z0-9_-]: it names routes, cgroups and log files
   std::string version;  // 1-64 printable characters, no spaces
@@ -92,6 +103,9 @@ struct Manifest {
   StartMode start = StartMode::eager;
   std::chrono::milliseconds idle_stop{60'000};  // on-demand only
   ResourceLimits limits;
+  // Capacity of the instance's checkpoint segment (host-owned shared memory that outlives its
+  // restarts; engine/checkpoint.hpp). 0: the extension keeps no checkpoint.
+  std::uint64_t checkpoint_bytes = 0;
   std::chrono::milliseconds hang_timeout{5'000};    // no heartbeat this long: hung
   std::chrono::milliseconds start_timeout{10'000};  // not HEALTHY this long after exec: hung
   RestartPolicy restart;
@@ -100,6 +114,9 @@ struct Manifest {
   std::vector<TopicDeclaration> subscribes;
   std::filesystem::path source;  // the manifest file, if it came from one
 };
+
+// The manifest's declared topics in the kEnvTopics format.
+std::string declared_topics_json(const Manifest& manifest);
 
 // Why a manifest was refused: the field's path in the document and the reason.
 struct ManifestError {

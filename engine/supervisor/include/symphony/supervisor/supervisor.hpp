@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "symphony/controlplane/host.hpp"
+#include "symphony/engine/checkpoint.hpp"
 #include "symphony/engine/error.hpp"
 #include "symphony/supervisor/lifecycle.hpp"
 #include "symphony/supervisor/manifest.hpp"
@@ -120,6 +121,20 @@ class Supervisor {
   engine::Result<void> restart(std::string_view extension);
   // Stops and forgets it (its cgroups are removed).
   engine::Result<void> remove(std::string_view extension);
+
+  // Sends a request to the extension (round robin over its HEALTHY instances) and waits for
+  // the reply. An on-demand extension that is not running is started first; waiting for an
+  // instance to be HEALTHY (also one that is restarting) counts against `timeout`. Fails at
+  // once for an unknown extension, or one with no instance running or about to run; fails with
+  // the reason an instance died if it dies while the request is in flight. Not from a
+  // lifecycle callback (it would wait for the thread that runs it).
+  engine::Result<std::string> request(std::string_view extension, std::string_view method,
+                                      std::string payload_json, std::chrono::milliseconds timeout);
+
+  // The last checkpoint the instance committed (nothing if none yet); not_found for an unknown
+  // instance, invalid_argument if its manifest asks for no checkpoint.
+  engine::Result<std::optional<engine::CheckpointData>> checkpoint(std::string_view extension,
+                                                                   int instance = 0) const;
 
   std::vector<ExtensionFigures> figures() const;
   std::optional<ExtensionFigures> figures(std::string_view extension, int instance = 0) const;
