@@ -73,5 +73,50 @@ TEST_F(SupervisorThreads, CallsFromManyThreadsWhileExtensionsDie) {
   EXPECT_EQ(events_.count("busy", LifecycleState::failed), 0);
 }
 
+// Supervisor::request() from several threads to an on-demand extension that is killed and
+// stopped as idle under them: every call returns, with the echo or with a reason.
+TEST_F(SupervisorThreads, RequestsFromManyThreadsWhileOnDemandInstancesComeAndGo) {
+  start();
+  auto m = manifest("lazy");
+  m.instances = 2;
+  m.start = supervisor::StartMode::on_demand;
+  m.idle_stop = 50ms;
+  add(m);
+
+  std::atomic<std::uint64_t> answered{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::vector<std::thread> threads;
+  const int rounds = static_cast<int>(scaled(40));
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        const std::string payload =
+            "{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+        auto reply = supervisor_->request("lazy", "echo", payload, 30s);
+        if (reply) {
+          EXPECT_EQ(*reply, payload);
+          answered.fetch_add(1);
+        } else {
+          EXPECT_FALSE(reply.error().message.empty());
+          failed.fetch_add(1);
+        }
+        // Now and then long enough apart for an idle stop.
+        if (i % 8 == 7) std::this_thread::sleep_for(100ms);
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < rounds / 4; ++i) {
+      const auto f = supervisor_->figures("lazy", i % 2);
+      if (f && f->pid > 0) ::kill(f->pid, SIGKILL);
+      std::this_thread::sleep_for(30ms);
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  EXPECT_GT(answered.load(), 0u);
+  EXPECT_EQ(answered.load() + failed.load(), static_cast<std::uint64_t>(3 * rounds));
+  supervisor_.reset();
+}
+
 }  // namespace
 }  // namespace symphony::test

@@ -38,7 +38,7 @@ namespace symphony::supervisor {
 
 enum class StartMode : std::uint8_t {
   eager,      // started when the manifest is added
-  on_demand,  // started by the first request or subscription that needs it (part 2)
+  on_demand,  // started by the first Supervisor::request to it; stopped after idle_stop without one
 };
 
 enum class RestartKind : std::uint8_t {
