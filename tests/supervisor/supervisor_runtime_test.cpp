@@ -120,9 +120,8 @@ TEST_F(SupervisorRuntimeTest, ARequestInFlightFailsWithTheReasonOfTheDeath) {
   add(manifest("sleeper", {"--sleep-ms", "60000"}));
   healthy("sleeper");
   const pid_t pid = figures("sleeper").pid;
-  auto pending = std::async(std::launch::async, [&] {
-    return supervisor_->request("sleeper", "sleep", "{}", 60s);
-  });
+  auto pending = std::async(std::launch::async,
+                            [&] { return supervisor_->request("sleeper", "sleep", "{}", 60s); });
   // Whether it reached the extension yet or not, it is in flight at the host when the kill lands.
   std::this_thread::sleep_for(100ms);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);

@@ -37,8 +37,8 @@
 
 #include "symphony/controlplane/extension.hpp"
 #include "symphony/engine/checkpoint.hpp"
-#include "symphony/supervisor/manifest.hpp"
 #include "symphony/supervisor/lifecycle.hpp"
+#include "symphony/supervisor/manifest.hpp"
 
 namespace {
 
@@ -178,10 +178,11 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::optional<symphony::engine::Checkpoint> checkpoint;
   std::string restored = "null";
-  const auto checkpoint_size = static_cast<std::size_t>(arg_value(argc, argv, "--checkpoint-size", 8));
+  const auto checkpoint_size =
+      static_cast<std::size_t>(arg_value(argc, argv, "--checkpoint-size", 8));
   if (has_flag(argc, argv, "--checkpoint")) {
-    auto opened = symphony::engine::Checkpoint::open(options->bus, options->extension,
-                                                     options->instance);
+    auto opened =
+        symphony::engine::Checkpoint::open(options->bus, options->extension, options->instance);
     if (!opened) {
       std::fprintf(stderr, "test-extension: checkpoint: %s\n", opened.error().message.c_str());
       return 6;
@@ -252,11 +253,9 @@ int main(int argc, char** argv) {
     return 4;
   }
   if (!has_flag(argc, argv, "--no-ready")) {
-    (*channel)->send_event(symphony::supervisor::kReadyEvent,
-                           JsonObject()
-                               .add("generation", options->generation)
-                               .add_raw("checkpoint", restored)
-                               .str());
+    (*channel)->send_event(
+        symphony::supervisor::kReadyEvent,
+        JsonObject().add("generation", options->generation).add_raw("checkpoint", restored).str());
   }
   std::printf("test-extension %s/%d generation %llu ready\n", options->extension.c_str(),
               options->instance, static_cast<unsigned long long>(options->generation));

@@ -736,10 +736,9 @@ struct Supervisor::Impl {
         if (*idle_at <= now) {
           stop(id, false,
                "idle: no request for " +
-                   std::to_string(std::chrono::duration_cast<milliseconds>(now - ext->last_request)
-                                      .count()) +
-                   " ms (idle_stop " + std::to_string(ext->manifest->idle_stop.count()) +
-                   " ms)");
+                   std::to_string(
+                       std::chrono::duration_cast<milliseconds>(now - ext->last_request).count()) +
+                   " ms (idle_stop " + std::to_string(ext->manifest->idle_stop.count()) + " ms)");
         } else {
           next = std::min(next, *idle_at);
         }
@@ -849,9 +848,9 @@ struct Supervisor::Impl {
         auto store = engine::CheckpointStore::create(options.host.bus, ext->manifest->id, i,
                                                      ext->manifest->checkpoint_bytes);
         if (!store) {
-          return tl::unexpected(Error{store.error().code, "extension '" + ext->manifest->id +
-                                                              "': checkpoint: " +
-                                                              store.error().message});
+          return tl::unexpected(
+              Error{store.error().code,
+                    "extension '" + ext->manifest->id + "': checkpoint: " + store.error().message});
         }
         slot->checkpoint = std::move(*store);
       }
@@ -952,9 +951,10 @@ struct Supervisor::Impl {
                 slot->reason;
     }
     if (!coming) {
-      return {Error{Errc::unavailable, "extension '" + ext->manifest->id +
-                                           "' is not running (" + states + ")"},
-              {}, {}};
+      return {Error{Errc::unavailable,
+                    "extension '" + ext->manifest->id + "' is not running (" + states + ")"},
+              {},
+              {}};
     }
     return {std::nullopt, {}, states};
   }
@@ -1143,23 +1143,25 @@ engine::Result<void> Supervisor::remove(std::string_view extension) {
 
 engine::Result<std::optional<engine::CheckpointData>> Supervisor::checkpoint(
     std::string_view extension, int instance) const {
-  return impl_->call([impl = impl_.get(), id = std::string(extension), instance]()
-                         -> engine::Result<std::optional<engine::CheckpointData>> {
+  return impl_->call([impl = impl_.get(), id = std::string(extension),
+                      instance]() -> engine::Result<std::optional<engine::CheckpointData>> {
     auto it = impl->by_route.find(id + "/" + std::to_string(instance));
     if (it == impl->by_route.end()) {
-      return tl::unexpected(Error{Errc::not_found, "no instance " + id + "/" +
-                                                       std::to_string(instance) + " is supervised"});
+      return tl::unexpected(
+          Error{Errc::not_found,
+                "no instance " + id + "/" + std::to_string(instance) + " is supervised"});
     }
     if (!it->second->checkpoint) {
-      return tl::unexpected(Error{Errc::invalid_argument,
-                                  "extension '" + id + "' keeps no checkpoint (checkpoint_bytes 0)"});
+      return tl::unexpected(
+          Error{Errc::invalid_argument,
+                "extension '" + id + "' keeps no checkpoint (checkpoint_bytes 0)"});
     }
     return it->second->checkpoint->latest();
   });
 }
 
-engine::Result<std::string> Supervisor::request(std::string_view extension,
-                                                std::string_view method, std::string payload_json,
+engine::Result<std::string> Supervisor::request(std::string_view extension, std::string_view method,
+                                                std::string payload_json,
                                                 std::chrono::milliseconds timeout) {
   Impl* impl = impl_.get();
   const std::string id(extension);
@@ -1193,13 +1195,14 @@ engine::Result<std::string> Supervisor::request(std::string_view extension,
     std::unique_lock lock(impl->transitions_mutex);
     if (!impl->transitions_changed.wait_until(lock, deadline,
                                               [&] { return impl->transitions != seen; })) {
-      return tl::unexpected(Error{Errc::unavailable,
-                                  "extension '" + id + "': no instance HEALTHY within " +
-                                      std::to_string(timeout.count()) + " ms (" +
-                                      step.waiting_for + ")"});
+      return tl::unexpected(Error{Errc::unavailable, "extension '" + id +
+                                                         "': no instance HEALTHY within " +
+                                                         std::to_string(timeout.count()) + " ms (" +
+                                                         step.waiting_for + ")"});
     }
   }
-  return tl::unexpected(Error{Errc::unavailable, "extension '" + id + "': no instance HEALTHY within " +
+  return tl::unexpected(Error{Errc::unavailable, "extension '" + id +
+                                                     "': no instance HEALTHY within " +
                                                      std::to_string(timeout.count()) + " ms"});
 }
 

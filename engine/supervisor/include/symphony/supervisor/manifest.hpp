@@ -17,7 +17,8 @@
 //     "intensity": {"max_restarts": 5, "period_s": 60},      // more restarts in the period: FAILED
 //     "topics": {
 //       "publish":   [{"name": "sensors/temp", "type": "plant.Reading", "transport": "native"}],
-//       "subscribe": [{"name": "commands", "qos": {"depth": 64, "overflow": "block", "history": 0}}]
+//       "subscribe": [{"name": "commands",
+//                      "qos": {"depth": 64, "overflow": "block", "history": 0}}]
 //     }
 //   }
 
@@ -38,7 +39,7 @@ namespace symphony::supervisor {
 
 enum class StartMode : std::uint8_t {
   eager,      // started when the manifest is added
-  on_demand,  // started by the first Supervisor::request to it; stopped after idle_stop without one
+  on_demand,  // started by the first Supervisor::request to it; stopped after idle_stop idle
 };
 
 enum class RestartKind : std::uint8_t {
