@@ -18,8 +18,10 @@
 
 #include <bit>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <optional>
+#include <thread>
 
 #include "drivers.hpp"
 #include "engine_endpoints.hpp"
@@ -39,6 +41,9 @@ using engine::WaitStrategy;
 // not listening, and an owner starting at the same moment in the same directory (bound, not yet
 // listening) looks like one: the other side's owner must not start next to it.
 constexpr const char* kBus[2] = {"symphony-perf-a", "symphony-perf-b"};
+
+// How long the initiator's owner waits for the echoer to fetch the stop message.
+constexpr auto kStopFetchWait = std::chrono::seconds(2);
 
 class HandoffSender {
  public:
@@ -85,6 +90,17 @@ class HandoffSender {
     pending_.push_back(descriptor->id);
   }
   std::string failure() const { return "handoff: " + failure_; }
+
+  // Waits (bounded) until the other side has fetched everything sent: the owner serves those
+  // fetches and must outlive them — the ping-pong's last message (the stop) is sent just before
+  // the initiator returns.
+  void wait_until_fetched(SteadyClock::time_point deadline) noexcept {
+    while (!pending_.empty() && SteadyClock::now() < deadline) {
+      const auto status = owner_.status(pending_.back());
+      if (!status || status->fetched > 0) return;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
 
  private:
   // The receiver fetches in order: every payload fetched is retired (closed once released).
@@ -211,8 +227,11 @@ class HandoffSession final : public Session {
       if (sends) tx.emplace(*owner, *producer, side);
       if (receives) rx.emplace(*receiver, *consumer, side);
       switch (side.role) {
-        case Role::initiator:
-          return pingpong_initiator(*tx, *rx, side);
+        case Role::initiator: {
+          SideReport report = pingpong_initiator(*tx, *rx, side);
+          tx->wait_until_fetched(std::min(side.deadline, SteadyClock::now() + kStopFetchWait));
+          return report;
+        }
         case Role::echoer:
           return pingpong_echoer(*tx, *rx, side);
         case Role::producer: {
