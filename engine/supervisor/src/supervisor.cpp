@@ -942,7 +942,8 @@ struct Supervisor::Impl {
     for (auto& slot : ext->slots) {
       // An on-demand instance that is down on purpose (never started, stopped, idle) starts;
       // a crashed or failed one is left to its restart policy.
-      if (on_demand && !shutting_down && !slot->alive() && !slot->restart_pending &&
+      if (on_demand && !shutting_down && !slot->remove_after_stop && !slot->alive() &&
+          !slot->restart_pending &&
           (slot->state == LifecycleState::created || slot->state == LifecycleState::terminated)) {
         spawn(*slot, "on-demand start: a request for " + ext->manifest->id);
       }
@@ -1156,7 +1157,15 @@ engine::Result<std::optional<engine::CheckpointData>> Supervisor::checkpoint(
           Error{Errc::invalid_argument,
                 "extension '" + id + "' keeps no checkpoint (checkpoint_bytes 0)"});
     }
-    return it->second->checkpoint->latest();
+    // A live extension may commit twice while a large checkpoint is copied out, overwriting
+    // the slot being copied (read_checkpoint then refuses it as torn): read again. A segment
+    // that is really damaged fails every time.
+    auto latest = it->second->checkpoint->latest();
+    for (int retry = 0; !latest && latest.error().code == Errc::invalid_layout && retry < 8;
+         ++retry) {
+      latest = it->second->checkpoint->latest();
+    }
+    return latest;
   });
 }
 
