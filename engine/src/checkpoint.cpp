@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "symphony/engine/runtime_dir.hpp"
 #include "symphony/layouts/checkpoint.hpp"
@@ -17,6 +18,7 @@ using layouts::CheckpointHeader;
 using layouts::CheckpointSlotHeader;
 
 constexpr int kMaxExtensionIdLength = 64;
+constexpr int kReadAttempts = 64;
 
 std::atomic_ref<std::uint64_t> word(std::byte* at) {
   return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at));
@@ -144,9 +146,11 @@ Result<std::optional<CheckpointData>> read_checkpoint(const ShmSegment& segment)
   auto mapped = map_checkpoint(segment);
   if (!mapped) return tl::unexpected(std::move(mapped.error()));
   auto committed = word(mapped->header + offsetof(CheckpointHeader, committed));
-  // A commit landing while we copy changes `committed`: read again (a few times at most: there
-  // is one writer, and a commit takes one copy of at most the capacity).
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  // Two commits landing while we copy (a writer committing large states back to back) rewrite
+  // the slot being copied, and `committed` has moved on: read again. Bounded, so a writer that
+  // never pauses makes this fail with an error rather than spin forever.
+  for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+    if (attempt > 0) std::this_thread::yield();
     const std::uint64_t generation = committed.load(std::memory_order_acquire);
     if (generation == 0) return std::optional<CheckpointData>{};
     if (auto data = read_slot(*mapped, generation)) return std::optional(std::move(*data));

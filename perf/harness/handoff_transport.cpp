@@ -37,9 +37,8 @@ namespace cp = controlplane;
 using engine::WaitStrategy;
 
 // One bus (runtime directory) per direction, shared by every run; each owner's socket is named by
-// its pid. Two directories, because HandoffOwner::create removes the sockets of owners it finds
-// not listening, and an owner starting at the same moment in the same directory (bound, not yet
-// listening) looks like one: the other side's owner must not start next to it.
+// its pid. (One would do since HandoffOwner::create binds under a temporary name and renames the
+// socket into place once it listens; two keep each direction's sockets apart when debugging.)
 constexpr const char* kBus[2] = {"symphony-perf-a", "symphony-perf-b"};
 
 // How long the initiator's owner waits for the echoer to fetch the stop message.

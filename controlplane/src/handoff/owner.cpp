@@ -38,6 +38,7 @@ namespace wire = handoff_wire;
 
 constexpr unsigned kAllSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
 constexpr int kListenBacklog = 128;
+constexpr const char* kBindingSuffix = ".binding";
 // Messages handled per connection per wake-up, so that one busy peer cannot starve the others.
 constexpr int kMessagesPerWake = 64;
 // A serial is (owner instance << 40) | count: unique in the process, contiguous per owner.
@@ -419,22 +420,38 @@ engine::Result<HandoffOwner> HandoffOwner::create(std::string_view bus, std::str
                     " (use a shorter bus name, owner name or runtime directory)");
   }
   remove_dead_sockets(*dir);
+  if (probe_socket(path) == Probe::listening) {
+    return fail(Errc::invalid_argument,
+                "an owner named '" + std::string(name) + "' already listens at " + path);
+  }
 
+  // Bound and listening under a name no sweep looks at, then renamed into place: another
+  // owner's sweep never sees ours bound but not yet listening (which looks dead, and would be
+  // removed).
+  const std::string binding = path + kBindingSuffix;
+  sockaddr_un binding_address{};
+  socklen_t binding_length = 0;
+  if (!handoff_io::make_address(binding, binding_address, binding_length)) {
+    return fail(Errc::invalid_argument,
+                "socket path " + binding + " is too long for a Unix socket (use a shorter bus "
+                "name, owner name or runtime directory)");
+  }
   impl->listen_fd.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!impl->listen_fd.valid()) return fail_errno("socket", errno);
-  if (::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&address), address_length) !=
-      0) {
-    const int bind_errno = errno;
-    if (bind_errno == EADDRINUSE && probe_socket(path) != Probe::refused) {
-      return fail(Errc::invalid_argument,
-                  "an owner named '" + std::string(name) + "' already listens at " + path);
-    }
-    if (bind_errno != EADDRINUSE) return fail_errno("bind " + path, bind_errno);
-    ::unlink(path.c_str());  // a dead owner's socket, created after our sweep
-    if (::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&address),
-               address_length) != 0) {
-      return fail_errno("bind " + path, errno);
-    }
+  ::unlink(binding.c_str());  // ours from an earlier attempt in this process, or a dead one's
+  if (::bind(impl->listen_fd.get(), reinterpret_cast<const sockaddr*>(&binding_address),
+             binding_length) != 0) {
+    return fail_errno("bind " + binding, errno);
+  }
+  if (::listen(impl->listen_fd.get(), kListenBacklog) != 0) {
+    const int e = errno;
+    ::unlink(binding.c_str());
+    return fail_errno("listen", e);
+  }
+  if (::rename(binding.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(binding.c_str());
+    return fail_errno("rename " + binding + " to " + path, e);
   }
   impl->endpoint = path;
   struct stat st {};
@@ -442,7 +459,6 @@ engine::Result<HandoffOwner> HandoffOwner::create(std::string_view bus, std::str
     impl->socket_dev = st.st_dev;
     impl->socket_ino = st.st_ino;
   }
-  if (::listen(impl->listen_fd.get(), kListenBacklog) != 0) return fail_errno("listen", errno);
 
   impl->epoll_fd.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!impl->epoll_fd.valid()) return fail_errno("epoll_create1", errno);

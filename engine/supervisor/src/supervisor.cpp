@@ -1157,15 +1157,7 @@ engine::Result<std::optional<engine::CheckpointData>> Supervisor::checkpoint(
           Error{Errc::invalid_argument,
                 "extension '" + id + "' keeps no checkpoint (checkpoint_bytes 0)"});
     }
-    // A live extension may commit twice while a large checkpoint is copied out, overwriting
-    // the slot being copied (read_checkpoint then refuses it as torn): read again. A segment
-    // that is really damaged fails every time.
-    auto latest = it->second->checkpoint->latest();
-    for (int retry = 0; !latest && latest.error().code == Errc::invalid_layout && retry < 8;
-         ++retry) {
-      latest = it->second->checkpoint->latest();
-    }
-    return latest;
+    return it->second->checkpoint->latest();
   });
 }
 
