@@ -363,7 +363,10 @@ TEST_F(HandoffProcessTest, ForeignProcessSendingGarbageDoesNotHurtTheOwner) {
   // Meanwhile a real receiver keeps being served.
   auto receiver = make_receiver();
   int served = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!foreign.try_reap()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "the foreign process is stuck after " << sent.at(0).load() << " connections";
     auto mapped = receiver.open(d);
     ASSERT_TRUE(mapped) << mapped.error().message;
     ASSERT_FALSE(check_pattern(mapped->bytes(), 3));
