@@ -1,4 +1,5 @@
 #include "symphony/engine/shm_segment.hpp"
+#include "symphony/engine/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -41,20 +42,6 @@ std::atomic_ref<std::uint32_t> state_of(std::byte* base) {
   return std::atomic_ref<std::uint32_t>(reinterpret_cast<SegmentHeader*>(base)->state);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) noexcept : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 // What an existing segment tells us about whether it may be replaced.
 struct StaleCheck {
@@ -208,7 +195,7 @@ Result<ShmSegment> ShmSegment::create(std::string_view name, layouts::SegmentKin
 
   std::uint64_t previous_generation = 0;
   for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
-    Fd fd(::shm_open(path->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+    UniqueFd fd(::shm_open(path->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
                      static_cast<mode_t>(options.mode)));
     if (fd.get() >= 0) {
       // Racers that open the name hold the lock only for a moment (check_stale), so waiting
@@ -234,7 +221,7 @@ Result<ShmSegment> ShmSegment::create(std::string_view name, layouts::SegmentKin
     if (errno != EEXIST) {
       return tl::unexpected(Error::from_errno("shm_open '" + std::string(name) + "'", errno));
     }
-    Fd existing(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
+    UniqueFd existing(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
     if (existing.get() < 0) {
       if (errno == ENOENT) continue;  // removed meanwhile: try to create again
       return tl::unexpected(Error::from_errno("shm_open '" + std::string(name) + "'", errno));
@@ -266,7 +253,7 @@ Result<ShmSegment> ShmSegment::create(std::string_view name, layouts::SegmentKin
 Result<ShmSegment> ShmSegment::open(std::string_view name, layouts::SegmentKind kind) {
   auto path = shm_path(name);
   if (!path) return tl::unexpected(path.error());
-  Fd fd(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
+  UniqueFd fd(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
   if (fd.get() < 0) {
     if (errno == ENOENT) {
       return tl::unexpected(Error{Errc::not_found, "no segment named '" + std::string(name) + "'"});
@@ -313,7 +300,7 @@ Result<ShmSegment> ShmSegment::attach_shared_impl(std::string_view name, layouts
 
   std::uint64_t previous_generation = 0;
   for (int attempt = 0; attempt < 2 * kCreateAttempts; ++attempt) {
-    Fd fd(::shm_open(path->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+    UniqueFd fd(::shm_open(path->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
                      static_cast<mode_t>(options.mode)));
     if (fd.get() >= 0) {
       // Exclusive while we initialise: joiners wait in lock_shared().
@@ -347,7 +334,7 @@ Result<ShmSegment> ShmSegment::attach_shared_impl(std::string_view name, layouts
       return segment;
     }
     if (errno != EEXIST) return tl::unexpected(Error::from_errno("shm_open " + what, errno));
-    Fd existing(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
+    UniqueFd existing(::shm_open(path->c_str(), O_RDWR | O_CLOEXEC, 0));
     if (existing.get() < 0) {
       if (errno == ENOENT) continue;  // the last holder just left: create it afresh
       return tl::unexpected(Error::from_errno("shm_open " + what, errno));

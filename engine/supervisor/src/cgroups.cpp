@@ -359,7 +359,7 @@ engine::Result<std::vector<UniqueFd>> ExtensionCgroup::open_join_files() const {
     if (dir->empty() || (dir == &cpu_dir_ && cpu_dir_ == memory_dir_)) continue;
     const fs::path procs = *dir / "cgroup.procs";
     UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-    if (!fd || !fd.raise_above_stdio()) {
+    if (!fd || !raise_above_stdio(fd)) {
       return tl::unexpected(Error::from_errno("open " + procs.string(), errno));
     }
     files.push_back(std::move(fd));

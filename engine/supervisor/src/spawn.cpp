@@ -117,7 +117,7 @@ engine::Result<SpawnedProcess> spawn_process(const SpawnPlan& plan) {
   }
   UniqueFd status_read(status_pipe[0]);
   UniqueFd status_write(status_pipe[1]);
-  if (!status_read.raise_above_stdio() || !status_write.raise_above_stdio()) {
+  if (!raise_above_stdio(status_read) || !raise_above_stdio(status_write)) {
     return tl::unexpected(engine::Error::from_errno("spawn: fcntl(F_DUPFD_CLOEXEC)", errno));
   }
   const pid_t parent = ::getpid();

@@ -411,8 +411,8 @@ struct Supervisor::Impl {
     }
     UniqueFd output_read(output_pipe[0]);
     UniqueFd output_write(output_pipe[1]);
-    output_read.raise_above_stdio();
-    output_write.raise_above_stdio();
+    raise_above_stdio(output_read);
+    raise_above_stdio(output_write);
     ::fcntl(output_read.get(), F_SETFL, O_NONBLOCK);
 
     SpawnPlan plan;
@@ -1032,7 +1032,7 @@ engine::Result<std::unique_ptr<Supervisor>> Supervisor::start(SupervisorOptions 
   impl->epoll = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
   impl->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   impl->dev_null = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!impl->epoll || !impl->wake || !impl->dev_null || !impl->dev_null.raise_above_stdio()) {
+  if (!impl->epoll || !impl->wake || !impl->dev_null || !raise_above_stdio(impl->dev_null)) {
     return tl::unexpected(Error::from_errno("supervisor: epoll/eventfd//dev/null", errno));
   }
   impl->group_name = "symphony-" + std::to_string(::getpid()) + "-" +
