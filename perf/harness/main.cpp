@@ -421,11 +421,16 @@ void plan_matrix(const Options& options, Planner& planner) {
     if (entry.origin != Origin::floor && selected(options, entry.name)) entries.push_back(&entry);
   }
   const Mode modes[] = {Mode::busy, Mode::blocking};
+  // A reference (floor-buffer) is a busy ping-pong: the matrix has no skipped rows for it.
+  const auto in_matrix = [](const TransportEntry& entry, Pattern pattern, Mode mode) {
+    return entry.origin != Origin::reference ||
+           (pattern == Pattern::pingpong && mode == Mode::busy);
+  };
   if (options.matrix == Matrix::quick) {
     for (const Pattern pattern : {Pattern::pingpong, Pattern::throughput}) {
       for (const Mode mode : modes) {
         for (const TransportEntry* entry : entries) {
-          planner.add(std::string(entry->name), pattern, mode, 64);
+          if (in_matrix(*entry, pattern, mode)) planner.add(std::string(entry->name), pattern, mode, 64);
         }
       }
     }
@@ -434,13 +439,17 @@ void plan_matrix(const Options& options, Planner& planner) {
   for (const Mode mode : modes) {
     for (const std::size_t payload : kMatrixPayloads) {
       for (const TransportEntry* entry : entries) {
-        planner.add(std::string(entry->name), Pattern::pingpong, mode, payload);
+        if (in_matrix(*entry, Pattern::pingpong, mode)) {
+          planner.add(std::string(entry->name), Pattern::pingpong, mode, payload);
+        }
       }
     }
   }
   for (const Mode mode : modes) {
     for (const TransportEntry* entry : entries) {
-      planner.add(std::string(entry->name), Pattern::throughput, mode, 64);
+      if (in_matrix(*entry, Pattern::throughput, mode)) {
+        planner.add(std::string(entry->name), Pattern::throughput, mode, 64);
+      }
     }
   }
   for (const Mode mode : modes) {
@@ -452,15 +461,15 @@ void plan_matrix(const Options& options, Planner& planner) {
       }
     }
   }
-  // The sweep: ours and iceoryx-raw, busy (or blocking for a transport that only blocks), the
-  // sizes the rows above have not measured yet.
+  // The sweep: ours, iceoryx-raw and the floor for each size (floor-buffer), busy (or blocking
+  // for a transport that only blocks), the sizes the rows above have not measured yet.
   for (const std::size_t payload : kSweepPayloads) {
     if (std::find(std::begin(kMatrixPayloads), std::end(kMatrixPayloads), payload) !=
         std::end(kMatrixPayloads)) {
       continue;
     }
     for (const TransportEntry* entry : entries) {
-      if (entry->origin != Origin::ours && entry->name != "iceoryx-raw") continue;
+      if (entry->origin == Origin::peer && entry->name != "iceoryx-raw") continue;
       MeasureSpec busy;
       busy.mode = Mode::busy;
       busy.payload = payload;

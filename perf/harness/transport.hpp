@@ -55,7 +55,7 @@ class Transport {
 using TransportFactory = std::unique_ptr<Transport> (*)();
 
 // Whose transport it is: the standard matrix sweeps payloads for ours (and iceoryx-raw).
-enum class Origin : std::uint8_t { floor, ours, peer };
+enum class Origin : std::uint8_t { floor, reference, ours, peer };
 
 struct TransportEntry {
   std::string_view name;
@@ -70,6 +70,7 @@ std::unique_ptr<Transport> make_transport(std::string_view name);
 
 // The factories, one per <name>_transport.cpp.
 std::unique_ptr<Transport> make_floor_transport();
+std::unique_ptr<Transport> make_floor_buffer_transport();
 std::unique_ptr<Transport> make_ring_spsc_transport();
 std::unique_ptr<Transport> make_ring_mpmc_transport();
 std::unique_ptr<Transport> make_topic_native_transport();

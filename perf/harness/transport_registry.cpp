@@ -9,6 +9,7 @@ namespace {
 // The one list of transports: ours, then the peers.
 constexpr std::array kTransports{
     TransportEntry{kFloorName, make_floor_transport, Origin::floor},
+    TransportEntry{"floor-buffer", make_floor_buffer_transport, Origin::reference},
     TransportEntry{"ring-spsc", make_ring_spsc_transport, Origin::ours},
     TransportEntry{"ring-mpmc", make_ring_mpmc_transport, Origin::ours},
     TransportEntry{"topic-native", make_topic_native_transport, Origin::ours},

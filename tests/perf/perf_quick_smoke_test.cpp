@@ -25,9 +25,9 @@ using simdjson::dom::element;
 using simdjson::dom::object;
 
 // The transports every build has; the iceoryx ones come with SYMPHONY_WITH_ICEORYX.
-const std::set<std::string> kAlwaysBuilt{"floor",      "ring-spsc", "ring-mpmc", "topic-native",
-                                         "control-rr", "handoff",   "zmq-ipc",   "uds",
-                                         "boost-mq",   "boost-spsc"};
+const std::set<std::string> kAlwaysBuilt{"floor",      "floor-buffer", "ring-spsc", "ring-mpmc",
+                                         "topic-native", "control-rr", "handoff",  "zmq-ipc",
+                                         "uds",        "boost-mq",     "boost-spsc"};
 const std::set<std::string> kIceoryx{"topic-iceoryx", "iceoryx-raw"};
 
 // Runs the binary with `args`, stdout and stderr into `log`; its exit status (-1: killed) and pid.
@@ -130,8 +130,14 @@ TEST(PerfQuickSmoke, EveryTransportRunsOrSaysWhyNot) {
     }
   }
   // Every transport (but the floor, which is the reference) in both patterns and both modes.
+  // floor-buffer, the floor for a payload size, is a busy ping-pong only: the matrix has no
+  // skipped rows for it.
   for (const std::string& name : described) {
     if (name == "floor") continue;
+    if (name == "floor-buffer") {
+      EXPECT_EQ(seen[name], (std::set<std::string>{"pingpong/busy"})) << name;
+      continue;
+    }
     EXPECT_EQ(seen[name], (std::set<std::string>{"pingpong/busy", "pingpong/blocking",
                                                  "throughput/busy", "throughput/blocking"}))
         << name;

@@ -98,6 +98,19 @@ class Targets(TempDirTest):
         self.assert_verdict(LARGE, "not met", set_field("topic-native", "busy", 64 * MIB,
                                                         p50_ns=191.0))
 
+    def test_large_payload_verdict_shows_the_floor_buffer_ratio_when_measured(self) -> None:
+        def add_floor_buffer(document: dict[str, Any]) -> None:
+            for payload, p50 in ((64, 80.0), (64 * MIB, 800.0)):
+                row = dict(find_result(document, "topic-native", "busy", payload))
+                row.update(transport="floor-buffer", p50_ns=p50)
+                document["results"].append(row)
+            document["transports"].append({"name": "floor-buffer", "description": "reference"})
+        without = self.verdicts()[LARGE]
+        self.assertNotIn("floor-buffer", without.compared)
+        verdict = self.verdicts(add_floor_buffer)[LARGE]
+        self.assertIn("floor-buffer 800 ns / 80.0 ns = 10.00x", verdict.compared)
+        self.assertEqual(verdict.verdict, "met")  # the verdict is still topic-native's own ratio
+
     def test_skipped_or_missing_rows_give_no_data_with_the_reason(self) -> None:
         def skip_iceoryx(document: dict[str, Any]) -> None:
             row = find_result(document, "iceoryx-raw", "busy", 64)
