@@ -163,6 +163,11 @@ Result<engine::RawSubscriber> Bus::subscribe(std::string_view topic,
     return tl::unexpected(
         Error{Errc::unsupported, "load-balancing groups need the native transport"});
   }
+  if (options.transport != engine::TopicTransport::native && subscriber.start_at) {
+    return tl::unexpected(Error{Errc::unsupported,
+                                "start_at (a successor resuming at a position) needs the native "
+                                "transport: iceoryx subscribers have no sample positions"});
+  }
   if (options.transport == engine::TopicTransport::native) {
     auto backend = engine::detail::make_native_subscriber(std::move(*segment), subscriber,
                                                           impl_->runtime_dir);

@@ -137,6 +137,95 @@ TEST_F(NativeTopicTest, BlockPolicyReportsFullAndLosesNothing) {
   EXPECT_EQ(pub->try_publish(bytes_of(sent)), RingStatus::ok);
 }
 
+// Hot update's hand-over: the predecessor stops at a sample boundary and stays attached (gating
+// the publisher) until the successor has joined at its position; between them every sample is
+// taken exactly once, even while the publisher keeps publishing.
+TEST_F(NativeTopicTest, SuccessorStartsAtThePredecessorsPositionAndTakesEachSampleOnce) {
+  Bus bus = open_bus();
+  TopicOptions topic;
+  topic.capacity = 16;
+  SubscriberOptions block;
+  block.depth = 8;
+  auto first = bus.subscribe("work", kBytes, topic, block);
+  ASSERT_TRUE(first) << first.error().message;
+  std::optional<engine::RawSubscriber> old_sub(std::move(*first));
+  auto pub = bus.advertise("work", kBytes, topic);
+  ASSERT_TRUE(pub);
+  std::uint64_t next = 0;
+  std::vector<std::uint64_t> taken;
+  const auto publish_all_room = [&] {
+    while (pub->try_publish(bytes_of(next)) == RingStatus::ok) ++next;
+  };
+  const auto take_some = [&](engine::RawSubscriber& sub, int most) {
+    for (int i = 0; i < most; ++i) {
+      engine::Frame frame = sub.try_take();
+      if (!frame.ok()) break;
+      taken.push_back(read_u64(frame));
+      sub.release();
+    }
+  };
+  publish_all_room();
+  take_some(*old_sub, 5);
+  ASSERT_EQ(old_sub->position(), std::optional<std::uint64_t>(5));
+  publish_all_room();  // the old one still gates: the samples from 5 on stay in the ring
+  SubscriberOptions successor = block;
+  successor.start_at = old_sub->position();
+  auto new_sub = bus.subscribe("work", kBytes, topic, successor);
+  ASSERT_TRUE(new_sub) << new_sub.error().message;
+  old_sub.reset();  // the predecessor detaches: from here only the successor gates
+  for (int round = 0; round < 10; ++round) {
+    take_some(*new_sub, 3);
+    publish_all_room();
+  }
+  take_some(*new_sub, 100);
+  ASSERT_EQ(taken.size(), next);
+  for (std::uint64_t i = 0; i < next; ++i) EXPECT_EQ(taken[i], i);
+}
+
+TEST_F(NativeTopicTest, StartAtPastTheHeadOrOverwrittenOrWithAGroupIsRefused) {
+  Bus bus = open_bus();
+  TopicOptions topic;
+  topic.capacity = 8;
+  auto pub = bus.advertise("w", kBytes, topic);
+  ASSERT_TRUE(pub);
+  SubscriberOptions discard;
+  discard.overflow = Overflow::discard_oldest;
+  discard.depth = 4;
+  auto gate = bus.subscribe("w", kBytes, topic, discard);  // keeps the segment, gates nothing
+  ASSERT_TRUE(gate);
+  for (std::uint64_t i = 0; i < 40; ++i) ASSERT_EQ(pub->try_publish(bytes_of(i)), RingStatus::ok);
+  SubscriberOptions options;
+  options.depth = 4;
+  options.start_at = 41;
+  auto future = bus.subscribe("w", kBytes, topic, options);
+  ASSERT_FALSE(future);
+  EXPECT_NE(future.error().message.find("past the head"), std::string::npos)
+      << future.error().message;
+  options.start_at = 2;
+  auto gone = bus.subscribe("w", kBytes, topic, options);
+  ASSERT_FALSE(gone);
+  EXPECT_NE(gone.error().message.find("already overwritten"), std::string::npos)
+      << gone.error().message;
+  options.start_at = 40;
+  options.group = "workers";
+  auto grouped = bus.subscribe("w", kBytes, topic, options);
+  ASSERT_FALSE(grouped);
+  EXPECT_EQ(grouped.error().code, Errc::invalid_argument);
+  options.group.clear();
+  auto at_head = bus.subscribe("w", kBytes, topic, options);
+  ASSERT_TRUE(at_head) << at_head.error().message;
+  EXPECT_EQ(at_head->position(), std::optional<std::uint64_t>(40));
+  // The refused ones left their table entries free: 16 more subscribers still fit.
+  std::vector<engine::RawSubscriber> more;
+  SubscriberOptions plain;
+  plain.depth = 4;
+  for (int i = 0; i < 14; ++i) {
+    auto sub = bus.subscribe("w", kBytes, topic, plain);
+    ASSERT_TRUE(sub) << i << ": " << sub.error().message;
+    more.push_back(std::move(*sub));
+  }
+}
+
 TEST_F(NativeTopicTest, DiscardOldestCountsExactlyWhatItDrops) {
   Bus bus = open_bus();
   TopicOptions topic;

@@ -39,6 +39,7 @@ class SubscriberBackend {
   virtual void release() noexcept = 0;
   virtual Result<int> notify_fd() = 0;
   virtual SubscriberCounters counters() const noexcept = 0;
+  virtual std::optional<std::uint64_t> position() const noexcept { return std::nullopt; }
   virtual const std::string& topic() const noexcept = 0;
   virtual TopicTransport transport() const noexcept = 0;
 };

@@ -539,7 +539,8 @@ class NativeSubscriber final : public SubscriberBackend {
         runtime_dir_(std::move(runtime_dir)),
         block_(options.overflow == Overflow::block),
         depth_(options.depth),
-        group_(options.group) {}
+        group_(options.group),
+        start_at_(options.start_at) {}
 
   ~NativeSubscriber() override {
     if (entry_ == nullptr) return;
@@ -562,6 +563,10 @@ class NativeSubscriber final : public SubscriberBackend {
   }
 
   Result<void> join(bool want_history) {
+    if (start_at_ && !group_.empty()) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "start_at cannot be combined with a load-balancing group"});
+    }
     if (!group_.empty()) {
       if (group_.size() >= layouts::kTopicGroupNameCapacity) {
         return tl::unexpected(Error{Errc::invalid_argument,
@@ -616,10 +621,29 @@ class NativeSubscriber final : public SubscriberBackend {
     const std::uint64_t history =
         want_history ? std::min<std::uint64_t>({geometry_.history, depth_, head}) : 0;
     std::uint64_t start = head - history;
+    if (start_at_) {
+      if (*start_at_ > head) {
+        return tl::unexpected(Error{Errc::invalid_argument,
+                                    "start_at " + std::to_string(*start_at_) +
+                                        " is past the head of topic '" + topic_->topic() + "' (" +
+                                        std::to_string(head) + ")"});
+      }
+      start = *start_at_;
+    }
     ref64(entry_->release_position)
         .store(block_ ? start : kTopicNotHolding, std::memory_order_seq_cst);
     ref32(entry_->state).store(state_code(TopicEntryState::active), std::memory_order_seq_cst);
-    if (block_) {
+    if (start_at_) {
+      // Gating from here (block), or nothing to gate (discard_oldest): the samples from start_at
+      // on are in the ring only if nothing may have overwritten them yet.
+      const std::uint64_t floor = ref64(header_->overwrite_floor).load(std::memory_order_seq_cst);
+      if (start < floor) {
+        return tl::unexpected(Error{Errc::invalid_argument,
+                                    "start_at " + std::to_string(start) + " of topic '" +
+                                        topic_->topic() + "' was already overwritten (samples "
+                                        "below " + std::to_string(floor) + " may be gone)"});
+      }
+    } else if (block_) {
       // From here the publisher gates on us; samples below the floor may already be gone.
       for (;;) {
         const std::uint64_t floor =
@@ -721,6 +745,7 @@ class NativeSubscriber final : public SubscriberBackend {
   SubscriberCounters counters() const noexcept override {
     return {delivered_, dropped_, overruns_};
   }
+  std::optional<std::uint64_t> position() const noexcept override { return cursor_; }
   const std::string& topic() const noexcept override { return topic_->topic(); }
   TopicTransport transport() const noexcept override { return TopicTransport::native; }
 
@@ -898,6 +923,7 @@ class NativeSubscriber final : public SubscriberBackend {
   bool block_;
   std::uint32_t depth_;
   std::string group_;
+  std::optional<std::uint64_t> start_at_;
   std::uint64_t pcursor_ = 0;    // priority lane: next sample to read
   std::uint64_t preleased_ = 0;  // priority lane: every sample below it is released
   std::uint64_t taken_ = 0;      // samples taken since the last release

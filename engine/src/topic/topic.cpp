@@ -78,6 +78,9 @@ Frame RawSubscriber::take(const WaitStrategy& strategy,
 }
 void RawSubscriber::release() noexcept { backend_->release(); }
 Result<int> RawSubscriber::notify_fd() { return backend_->notify_fd(); }
+std::optional<std::uint64_t> RawSubscriber::position() const noexcept {
+  return backend_->position();
+}
 SubscriberCounters RawSubscriber::counters() const noexcept { return backend_->counters(); }
 const std::string& RawSubscriber::topic() const noexcept { return backend_->topic(); }
 TopicTransport RawSubscriber::transport() const noexcept { return backend_->transport(); }

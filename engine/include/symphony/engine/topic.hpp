@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -94,6 +95,12 @@ struct SubscriberOptions {
   // Non-empty: join this load-balancing group; each sample goes to one member of it (others
   // outside the group still get every sample). One group per topic; 1-23 characters.
   std::string group;
+  // Native only: start at this sample position (a position() another subscriber reported)
+  // instead of the head, so that a successor takes exactly the samples its predecessor did not
+  // (hot update). The samples must still be in the ring: while the predecessor stays attached
+  // as a `block` subscriber it gates the publisher, so they are. Refused for a position past
+  // the head, one already overwritten, with `group`, and on iceoryx. `history` is ignored.
+  std::optional<std::uint64_t> start_at;
 };
 
 // Counters are read through the API at any time (by the owner thread of the handle).
@@ -166,6 +173,9 @@ class RawSubscriber {
   Result<int> notify_fd();
 
   SubscriberCounters counters() const noexcept;
+  // Native: the position of the next sample take() returns (every sample below it was taken);
+  // hand it to a successor as SubscriberOptions::start_at. nullopt on iceoryx.
+  std::optional<std::uint64_t> position() const noexcept;
   const std::string& topic() const noexcept;
   TopicTransport transport() const noexcept;
 
