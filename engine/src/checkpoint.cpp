@@ -91,6 +91,14 @@ void write_slot(const Mapped& m, std::uint64_t generation, std::span<const std::
 }
 
 // The slot holding `generation`, copied out and checked; nothing if it does not hold it intact.
+// Commits `data` as it was: its generation and time, not new ones.
+void write_data(const Mapped& m, const CheckpointData& data) {
+  write_slot(m, data.generation, data.bytes,
+             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            data.written_at.time_since_epoch())
+                                            .count()));
+}
+
 std::optional<CheckpointData> read_slot(const Mapped& m, std::uint64_t generation) {
   std::byte* slot = m.slot(generation);
   auto slot_generation = word(slot + offsetof(CheckpointSlotHeader, generation));
@@ -193,16 +201,23 @@ Result<CheckpointStore> CheckpointStore::create(std::string_view bus, std::strin
   header->slot_capacity = capacity;
   header->committed = 0;
   header->commits = 0;
-  const Mapped mapped{segment->body(), capacity};
-  if (recovered) {
-    write_slot(mapped, recovered->generation, recovered->bytes,
-               static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                              recovered->written_at.time_since_epoch())
-                                              .count()));
-  }
+  if (recovered) write_data(Mapped{segment->body(), capacity}, *recovered);
   segment->mark_ready();
   return CheckpointStore(std::move(*segment), static_cast<std::size_t>(capacity),
                          std::move(recovered));
+}
+
+Result<void> CheckpointStore::carry_over(const CheckpointData& data) {
+  if (data.bytes.size() > capacity_) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "checkpoint of " + std::to_string(data.bytes.size()) +
+                                    " bytes exceeds the capacity of " +
+                                    std::to_string(capacity_) + " bytes"});
+  }
+  auto mapped = map_checkpoint(segment_);
+  if (!mapped) return tl::unexpected(std::move(mapped.error()));
+  write_data(*mapped, data);
+  return {};
 }
 
 Result<Checkpoint> Checkpoint::open(std::string_view bus, std::string_view extension,

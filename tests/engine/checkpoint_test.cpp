@@ -66,6 +66,35 @@ TEST_F(CheckpointTest, OversizeIsRefusedAndTheLastCheckpointStays) {
   EXPECT_EQ((*ckpt->restore())->bytes, bytes_of("kept"));
 }
 
+// A hot update hands the predecessor's last checkpoint to its successor's store as it was.
+TEST_F(CheckpointTest, CarryOverCopiesAnotherStoresCheckpointWithItsGeneration) {
+  auto old_store = CheckpointStore::create(bus_, "explorer", 0, 64);
+  auto new_store = CheckpointStore::create(bus_, "explorer", 1, 64);
+  auto small_store = CheckpointStore::create(bus_, "explorer", 2, 4);
+  ASSERT_TRUE(old_store && new_store && small_store);
+  auto old_ckpt = Checkpoint::open(bus_, "explorer", 0);
+  ASSERT_TRUE(old_ckpt);
+  ASSERT_TRUE(old_ckpt->commit(bytes_of("first")));
+  ASSERT_TRUE(old_ckpt->commit(bytes_of("second")));
+  auto last = old_store->latest();
+  ASSERT_TRUE(last && *last);
+  ASSERT_TRUE(new_store->carry_over(**last));
+  auto new_ckpt = Checkpoint::open(bus_, "explorer", 1);
+  ASSERT_TRUE(new_ckpt);
+  auto restored = new_ckpt->restore();
+  ASSERT_TRUE(restored && *restored);
+  EXPECT_EQ((*restored)->bytes, bytes_of("second"));
+  EXPECT_EQ((*restored)->generation, 2u);
+  EXPECT_EQ((*restored)->written_at, (*last)->written_at);
+  // The successor's next commit follows on from the carried generation.
+  EXPECT_EQ(new_ckpt->commit(bytes_of("third")).value_or(0), 3u);
+  CheckpointData big = **last;
+  big.bytes.assign(100, std::byte{7});  // the small store holds 64 (its capacity, rounded up)
+  auto refused = small_store->carry_over(big);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("exceeds the capacity of"), std::string::npos);
+}
+
 TEST_F(CheckpointTest, BadNamesAndCapacitiesAreRefused) {
   EXPECT_EQ(CheckpointStore::create(bus_, "no/slash", 0, 64).error().code, Errc::invalid_argument);
   EXPECT_EQ(CheckpointStore::create(bus_, "", 0, 64).error().code, Errc::invalid_argument);

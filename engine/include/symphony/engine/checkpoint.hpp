@@ -56,6 +56,10 @@ class CheckpointStore {
   const std::optional<CheckpointData>& recovered() const noexcept { return recovered_; }
   // The last committed checkpoint (the host reads it for figures and for tests).
   Result<std::optional<CheckpointData>> latest() const { return read_checkpoint(segment_); }
+  // Commits another store's checkpoint here, generation and time included (a hot update hands
+  // the predecessor's last checkpoint to its successor). Only while no extension writes to this
+  // store. Errc::invalid_argument if it does not fit.
+  Result<void> carry_over(const CheckpointData& data);
 
  private:
   CheckpointStore(ShmSegment segment, std::size_t capacity,

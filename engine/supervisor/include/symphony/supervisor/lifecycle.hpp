@@ -9,7 +9,8 @@
 //
 // STARTING: forked, not yet exec'd. RUNNING: the extension's own code runs (exec succeeded).
 // HEALTHY: its hello was accepted and it sent its first ready signal (an event of kind
-// kReadyEvent on the control plane). UPDATING belongs to hot update (part 2).
+// kReadyEvent on the control plane). UPDATING: it is being replaced by a new version
+// (Supervisor::update) and serves what it already has until its successor took over.
 
 #include <sys/types.h>
 
@@ -21,6 +22,22 @@ namespace symphony::supervisor {
 
 // The event kind an extension sends (ExtensionChannel::send_event) once it is ready to work.
 inline constexpr const char* kReadyEvent = "ready";
+
+// Hot update's hand-over (Supervisor::update), which the extension runtime implements:
+//  - A successor is started with kEnvAwaitHandover=1: it says hello and ready and serves
+//    requests, but neither restores its checkpoint nor subscribes to its topics yet.
+//  - The predecessor gets the request kDrainMethod: it stops taking samples at a sample
+//    boundary (after the callback that runs now), stays subscribed — its `block` subscriptions
+//    keep gating the publishers, so nothing it has not taken can be overwritten — commits its
+//    final checkpoint, and replies {"positions":{"<topic>":<RawSubscriber::position()>,...}}.
+//  - The successor gets kResumeMethod with that reply's body: it restores the checkpoint (the
+//    predecessor's last, carried into its own store), subscribes to each topic with
+//    SubscriberOptions::start_at = its position, and replies once subscribed. Every sample is
+//    then taken exactly once, by the predecessor or the successor.
+//  - A predecessor that gets kResumeMethod (the update was rolled back) takes samples again.
+inline constexpr const char* kEnvAwaitHandover = "SYMPHONY_AWAIT_HANDOVER";
+inline constexpr const char* kDrainMethod = "symphony.drain";
+inline constexpr const char* kResumeMethod = "symphony.resume";
 
 enum class LifecycleState : std::uint8_t {
   created,
