@@ -13,6 +13,8 @@ packages=(
   iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev
   # perf report (scripts/perf-report.py, run by Debian's python3): its SVG plots
   python3 gnuplot-nox
+  # the extension SDK's logging and the symphony command: spdlog, CLI11, toml++
+  libspdlog-dev libcli11-dev libtomlplusplus-dev
 )
 
 missing=()
