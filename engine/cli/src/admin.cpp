@@ -60,6 +60,7 @@ struct AdminServer::Impl {
   std::string endpoint;
   std::string token;
   int token_fd = -1;
+  bool bound = false;  // the socket file is ours to remove
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   std::atomic<bool> stop{false};
@@ -71,7 +72,7 @@ struct AdminServer::Impl {
     if (thread.joinable()) thread.join();
     router.close();
     std::error_code ec;
-    fs::remove(socket_file, ec);
+    if (bound) fs::remove(socket_file, ec);
     // Unlink while still holding the lock: a host starting now either locked the old inode
     // (and sees it was replaced) or creates a fresh file.
     if (token_fd >= 0) {
@@ -224,6 +225,7 @@ engine::Result<std::unique_ptr<AdminServer>> AdminServer::start(AdminServerOptio
     impl->router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxMessage));
     impl->router.set(zmq::sockopt::router_mandatory, 1);
     impl->router.bind(impl->endpoint);
+    impl->bound = true;
   } catch (const zmq::error_t& e) {
     return tl::unexpected(
         Error{Errc::system_error, "bind " + impl->endpoint + ": " + std::string(e.what())});
