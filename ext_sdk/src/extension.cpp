@@ -216,7 +216,11 @@ struct Extension::Impl {
     if (wake_fd >= 0) ::close(wake_fd);
   }
 
-  controlplane::CallbackWatch* watch() { return channel ? &channel->callbacks() : nullptr; }
+  // Set once the channel exists (a request can reach a worker while connect() is returning;
+  // such an early callback is simply not marked), cleared before the channel goes.
+  std::atomic<controlplane::CallbackWatch*> watch_ptr{nullptr};
+  std::atomic<controlplane::ExtensionChannel*> channel_ptr{nullptr};  // the same, for send_event
+  controlplane::CallbackWatch* watch() { return watch_ptr.load(std::memory_order_acquire); }
 
   // Marks a callback as running in the channel's CallbackWatch while `f` runs.
   template <typename F>
@@ -755,7 +759,8 @@ Result<void> Extension::subscribe_raw(std::string_view topic,
 Result<std::uint64_t> Extension::commit_checkpoint() { return impl_->commit(); }
 
 bool Extension::send_event(std::string_view kind, std::string payload_json) {
-  return impl_->channel && impl_->channel->send_event(kind, std::move(payload_json));
+  auto* channel = impl_->channel_ptr.load(std::memory_order_acquire);
+  return channel != nullptr && channel->send_event(kind, std::move(payload_json));
 }
 
 void Extension::request_stop() {
@@ -879,6 +884,8 @@ int Extension::Impl::serve(int argc, char** argv) {
     return 3;
   }
   channel = std::move(*connected);
+  watch_ptr.store(&channel->callbacks(), std::memory_order_release);
+  channel_ptr.store(channel.get(), std::memory_order_release);
   if (on_event) start_events();
   if (!channel->wait_ready(30s)) {
     logger->error("no welcome from the host within 30 s ({})", channel->last_refusal());
@@ -971,6 +978,8 @@ void Extension::Impl::shut_down(int& code) {
   // Let the ack of the stop command leave before the channel closes (ZMQ_LINGER is 0).
   const auto since = Clock::now() - stop_began;
   if (since < 20ms) std::this_thread::sleep_for(20ms - since);
+  watch_ptr.store(nullptr, std::memory_order_release);
+  channel_ptr.store(nullptr, std::memory_order_release);
   channel.reset();
   logger->info("stopped");
 }

@@ -361,6 +361,21 @@ TEST_F(SdkTest, ASlowCallbackDoesNotStallTheOthers) {
   EXPECT_NE(events_.at(ended).reason.find("exited with code 0"), std::string::npos);
 }
 
+TEST_F(SdkTest, BroadcastEventsReachOnEvent) {
+  add(manifest("listener"));
+  healthy("listener");
+  add(sample("hello"));
+  healthy("hello");
+  // The supervisor publishes every transition on the broadcast channel; the SDK hands each to
+  // on_event on its events thread (hello's HEALTHY among them).
+  const auto began = std::chrono::steady_clock::now();
+  while (count("listener", "healthy_events") < 1 && std::chrono::steady_clock::now() - began < 10s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GE(count("listener", "healthy_events"), 1);
+  EXPECT_GE(count("listener", "events"), 1);
+}
+
 // ---- the hot update's hand-over ----
 
 std::vector<std::uint64_t> read_numbers(const fs::path& file) {

@@ -7,7 +7,8 @@
 //                   and "fast/in" (counts): one stuck callback must not stall the others
 // Requests: "sleep" {"ms"}; "fast" -> {}; "counts" -> {"seq","fast","slow","restored","last"};
 // "unblock"; "try-advertise" / "try-subscribe" {"topic"} -> {} or the SDK's error;
-// "commit" -> the checkpoint generation. Checkpoint: the count of "handover/seq" samples.
+// "commit" -> the checkpoint generation. Broadcast events are counted ("events", and
+// "healthy_events": lifecycle events that say HEALTHY). Checkpoint: the count of "handover/seq" samples.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   }
   std::atomic<std::uint64_t> seq_count{0}, fast{0}, slow{0}, restored{0};
   std::atomic<std::int64_t> last{-1};
+  std::atomic<std::uint64_t> events{0}, lifecycle_events{0};
   std::mutex block_mutex;
   std::condition_variable unblocked;
   bool blocked = true;
@@ -82,6 +84,10 @@ int main(int argc, char** argv) {
         if (bytes.size() == 8) std::memcpy(&n, bytes.data(), 8);
         restored = n;
       });
+  ext.on_event([&](const sdk::Event& e) {
+    events.fetch_add(1);
+    if (e.body.find("\"state\":\"HEALTHY\"") != std::string::npos) lifecycle_events.fetch_add(1);
+  });
   ext.on_request("sleep", [&](const sdk::Request& r) -> sdk::Reply {
     std::this_thread::sleep_for(std::chrono::milliseconds(r.integer("ms").value_or(100)));
     return std::string("{}");
@@ -95,6 +101,8 @@ int main(int argc, char** argv) {
         .add("restored", restored.load())
         .add("last", last.load())
         .add("awaiting", ext.awaiting_handover())
+        .add("events", events.load())
+        .add("healthy_events", lifecycle_events.load())
         .str();
   });
   ext.on_request("unblock", [&](const sdk::Request&) -> sdk::Reply {
