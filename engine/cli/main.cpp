@@ -19,9 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "symphony/cli/admin.hpp"
 #include "symphony/cli/config.hpp"
@@ -89,7 +89,9 @@ int block_stop_signals() {
   return ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal"; }
+const char* signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
+}
 
 tl::expected<AdminClient, Failure> connect(const Globals& g, std::string* bus_out = nullptr) {
   auto bus = resolve_bus(g);
@@ -100,20 +102,22 @@ tl::expected<AdminClient, Failure> connect(const Globals& g, std::string* bus_ou
   return std::move(*client);
 }
 
-tl::expected<std::string, Failure> call(AdminClient& client, const std::string& bus,
-                                        std::string_view method, std::string_view args,
-                                        std::chrono::milliseconds timeout =
-                                            std::chrono::seconds(5)) {
+tl::expected<std::string, Failure> call(
+    AdminClient& client, const std::string& bus, std::string_view method, std::string_view args,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
   auto reply = client.call(method, args, timeout);
   if (reply) return *reply;
   const AdminError& e = reply.error();
   switch (e.failure) {
-    case AdminFailure::no_host: return tl::unexpected(Failure{kExitNoHost, e.message});
-    case AdminFailure::no_answer: return tl::unexpected(Failure{kExitNoHost, e.message});
+    case AdminFailure::no_host:
+      return tl::unexpected(Failure{kExitNoHost, e.message});
+    case AdminFailure::no_answer:
+      return tl::unexpected(Failure{kExitNoHost, e.message});
     case AdminFailure::unauthorized:
-      return tl::unexpected(Failure{kExitFailed, "the host on bus '" + bus +
-                                                     "' refused the request: " + e.message});
-    case AdminFailure::refused: return tl::unexpected(Failure{kExitFailed, e.message});
+      return tl::unexpected(
+          Failure{kExitFailed, "the host on bus '" + bus + "' refused the request: " + e.message});
+    case AdminFailure::refused:
+      return tl::unexpected(Failure{kExitFailed, e.message});
   }
   return tl::unexpected(Failure{kExitFailed, e.message});
 }
@@ -141,12 +145,15 @@ std::string extension_table(const std::string& array_json, bool with_figures) {
       std::string reason = f->string("reason").value_or("");
       if (reason.size() > 60) reason = reason.substr(0, 57) + "...";
       row.push_back(std::to_string(f->integer("restarts").value_or(0)));
-      row.push_back(running ? human_duration(std::chrono::nanoseconds(f->integer("cpu_ns").value_or(0)))
-                            : "-");
-      row.push_back(running ? human_bytes(static_cast<std::uint64_t>(f->integer("rss_bytes").value_or(0)))
-                            : "-");
-      row.push_back(running ? human_duration(std::chrono::nanoseconds(f->integer("uptime_ns").value_or(0)))
-                            : "-");
+      row.push_back(running
+                        ? human_duration(std::chrono::nanoseconds(f->integer("cpu_ns").value_or(0)))
+                        : "-");
+      row.push_back(
+          running ? human_bytes(static_cast<std::uint64_t>(f->integer("rss_bytes").value_or(0)))
+                  : "-");
+      row.push_back(
+          running ? human_duration(std::chrono::nanoseconds(f->integer("uptime_ns").value_or(0)))
+                  : "-");
       row.push_back(reason);
     }
     rows.push_back(std::move(row));
@@ -177,7 +184,10 @@ int cmd_up(const Globals& g, double duration_s) {
       return fail(kExitUsage, "--bus: " + ok.error().message);
     }
     config.bus = *g.bus;
-  } else if (const char* env = std::getenv(kEnvBus); env != nullptr && *env != '\0' && !*found) {
+  } else if (const char* env = std::getenv(kEnvBus); env != nullptr && *env != '\0') {
+    if (auto ok = engine::check_bus_name(env); !ok) {
+      return fail(kExitUsage, std::string("$") + kEnvBus + ": " + ok.error().message);
+    }
     config.bus = env;
   }
 
@@ -188,10 +198,10 @@ int cmd_up(const Globals& g, double duration_s) {
 
   HostOptions options;
   options.on_lifecycle = [logger](const supervisor::LifecycleEvent& e) {
-    const auto level = e.to == supervisor::LifecycleState::crashed ||
-                               e.to == supervisor::LifecycleState::failed
-                           ? spdlog::level::warn
-                           : spdlog::level::info;
+    const auto level =
+        e.to == supervisor::LifecycleState::crashed || e.to == supervisor::LifecycleState::failed
+            ? spdlog::level::warn
+            : spdlog::level::info;
     logger->log(level, "{}/{} {} -> {} (pid {}): {}", e.extension, e.instance,
                 supervisor::to_string(e.from), supervisor::to_string(e.to), e.pid, e.reason);
   };
@@ -199,10 +209,7 @@ int cmd_up(const Globals& g, double duration_s) {
   const std::size_t count = config.extensions.size();
   logger->info("starting a host on bus '{}' with {} extension(s); {}", bus, count, where);
   auto host = Host::start(std::move(config), std::move(options));
-  if (!host) {
-    return fail(host.error().code == engine::Errc::owner_alive ? kExitFailed : kExitFailed,
-                host.error().message);
-  }
+  if (!host) return fail(kExitFailed, host.error().message);
   (*host)->wait_settled(std::chrono::seconds(10));
 
   auto listing = (*host)->handle("ext.list", *JsonReader::parse("{}"));
@@ -212,8 +219,8 @@ int cmd_up(const Globals& g, double duration_s) {
   if (count > 0 && body) out += extension_table(body->raw("extensions").value_or("[]"), false);
   const std::string flag = " --bus " + bus;
   out += "\nlogs:    " + (*host)->log_dir().string() + "\n";
-  out += "admin:   " + (*host)->admin()->endpoint() + " (token: " +
-         (*host)->admin()->token_file().string() + ")\n";
+  out += "admin:   " + (*host)->admin()->endpoint() +
+         " (token: " + (*host)->admin()->token_file().string() + ")\n";
   out += "try:     symphony ext list" + flag + "\n";
   out += "         symphony ext logs ID" + flag + " --follow\n";
   out += "         symphony topic list" + flag + "\n";
@@ -229,9 +236,9 @@ int cmd_up(const Globals& g, double duration_s) {
   for (;;) {
     int timeout = -1;
     if (duration_s > 0) {
-      const double left = duration_s - std::chrono::duration<double>(
-                                            std::chrono::steady_clock::now() - start)
-                                            .count();
+      const double left =
+          duration_s -
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (left <= 0) break;
       timeout = static_cast<int>(left * 1000.0) + 1;
     }
@@ -282,17 +289,21 @@ int cmd_ext_verb(const Globals& g, const std::string& verb, const std::string& i
   std::string bus;
   auto client = connect(g, &bus);
   if (!client) return fail(client.error().code, client.error().message);
-  auto reply = call(*client, bus, "ext." + verb, JsonObject().add("id", id).str(),
-                    std::chrono::seconds(60));
+  auto reply =
+      call(*client, bus, "ext." + verb, JsonObject().add("id", id).str(), std::chrono::seconds(60));
   if (!reply) return fail(reply.error().code, reply.error().message);
   if (g.json) {
     std::printf("%s\n", reply->c_str());
     return 0;
   }
   auto body = JsonReader::parse(*reply);
-  std::printf("%s %s\n", verb == "stop" ? "stopped" : verb == "start" ? "started" : "restarted",
+  std::printf("%s %s\n",
+              verb == "stop"    ? "stopped"
+              : verb == "start" ? "started"
+                                : "restarted",
               id.c_str());
-  if (body) std::fputs(extension_table(body->raw("instances").value_or("[]"), true).c_str(), stdout);
+  if (body)
+    std::fputs(extension_table(body->raw("instances").value_or("[]"), true).c_str(), stdout);
   return 0;
 }
 
@@ -403,7 +414,8 @@ int cmd_topic_observe(const Globals& g, const std::string& topic, bool hz, const
 
 int cmd_config_gen(const Globals& g, const std::string& output, bool force) {
   std::string bus = g.bus.value_or("default");
-  if (auto ok = engine::check_bus_name(bus); !ok) return fail(kExitUsage, "--bus: " + ok.error().message);
+  if (auto ok = engine::check_bus_name(bus); !ok)
+    return fail(kExitUsage, "--bus: " + ok.error().message);
   const std::string text = default_config_text(bus);
   if (output.empty() || output == "-") {
     std::fputs(text.c_str(), stdout);
@@ -500,10 +512,10 @@ int cmd_perf(const std::vector<std::string>& args) {
     ::execv(candidate.c_str(), argv.data());
     return fail(kExitFailed, "exec " + candidate.string() + ": " + std::strerror(errno));
   }
-  return fail(kExitFailed,
-              "symphony-perf not found ($SYMPHONY_PERF, next to this binary, " +
-                  std::string(SYMPHONY_PERF_BUILD_PATH) + ", PATH); build the perf harness "
-                  "(SYMPHONY_BUILD_APPS=ON)");
+  return fail(kExitFailed, "symphony-perf not found ($SYMPHONY_PERF, next to this binary, " +
+                               std::string(SYMPHONY_PERF_BUILD_PATH) +
+                               ", PATH); build the perf harness "
+                               "(SYMPHONY_BUILD_APPS=ON)");
 }
 
 std::string search_order_help() {
@@ -532,15 +544,18 @@ int main(int argc, char** argv) {
 
   // up
   double duration = 0;
-  auto* up = app.add_subcommand("up", "Run a host: the bus, a supervisor and the config's "
-                                      "extensions, until Ctrl-C/SIGTERM or --duration");
-  up->add_option("--duration", duration, "Stop after this many seconds")->check(CLI::NonNegativeNumber);
+  auto* up = app.add_subcommand("up",
+                                "Run a host: the bus, a supervisor and the config's "
+                                "extensions, until Ctrl-C/SIGTERM or --duration");
+  up->add_option("--duration", duration, "Stop after this many seconds")
+      ->check(CLI::NonNegativeNumber);
   up->footer(search_order_help());
 
   // ext
   auto* ext = app.add_subcommand("ext", "Extensions of the running host (over its admin endpoint)");
   ext->require_subcommand(1);
-  auto* ext_list = ext->add_subcommand("list", "id, version, pid, state, restarts, CPU, RSS, uptime");
+  auto* ext_list =
+      ext->add_subcommand("list", "id, version, pid, state, restarts, CPU, RSS, uptime");
   ext_list->add_flag("--json", g.json, "JSON array of every instance's figures");
   std::string ext_id;
   std::vector<std::pair<std::string, CLI::App*>> verbs;
@@ -555,19 +570,24 @@ int main(int argc, char** argv) {
   int instance = 0;
   bool follow = false;
   ext_logs->add_option("ID", ext_id, "Extension id, or id/instance")->required();
-  ext_logs->add_option("--lines,-n", lines, "The last N lines (default 50)")->check(CLI::NonNegativeNumber);
-  ext_logs->add_option("--instance", instance, "Instance (default 0)")->check(CLI::NonNegativeNumber);
+  ext_logs->add_option("--lines,-n", lines, "The last N lines (default 50)")
+      ->check(CLI::NonNegativeNumber);
+  ext_logs->add_option("--instance", instance, "Instance (default 0)")
+      ->check(CLI::NonNegativeNumber);
   ext_logs->add_flag("--follow,-f", follow, "Keep printing what it writes, until Ctrl-C");
   ext_logs->add_flag("--json", g.json, "{extension, instance, file, rotated, text}");
 
   // topic
   auto* topic = app.add_subcommand("topic", "Topics of the bus (no host needed)");
   topic->require_subcommand(1);
-  auto* topic_list = topic->add_subcommand("list", "Topics with publishers, subscribers, "
-                                                   "transport, QoS, rates and drops");
+  auto* topic_list = topic->add_subcommand("list",
+                                           "Topics with publishers, subscribers, "
+                                           "transport, QoS, rates and drops");
   double window_s = 1.0;
-  topic_list->add_option("--window", window_s, "Seconds between the two samples of the counters "
-                                               "(0: no rates; default 1)")
+  topic_list
+      ->add_option("--window", window_s,
+                   "Seconds between the two samples of the counters "
+                   "(0: no rates; default 1)")
       ->check(CLI::NonNegativeNumber);
   topic_list->add_flag("--json", g.json, "JSON");
   std::string topic_name;
@@ -575,21 +595,24 @@ int main(int argc, char** argv) {
   double echo_duration = 0;
   double wait_s = -1;
   bool no_history = false;
-  auto* topic_echo = topic->add_subcommand("echo", "Print a topic's samples (attaches as "
-                                                   "discard_oldest: never slows a publisher)");
+  auto* topic_echo = topic->add_subcommand("echo",
+                                           "Print a topic's samples (attaches as "
+                                           "discard_oldest: never slows a publisher)");
   topic_echo->add_option("TOPIC", topic_name, "Topic name")->required();
   topic_echo->add_flag("--text", echo.text, "Samples as text (default: hex dump)");
   topic_echo->add_flag("--json", echo.json, "One JSON object per sample: {seq, size, hex|text}");
   topic_echo->add_option("--count,-n", echo.count, "Stop after N samples");
   topic_echo->add_option("--max-bytes", echo.max_bytes, "Show at most N bytes a sample (256)");
   topic_echo->add_option("--duration", echo_duration, "Stop after this many seconds");
-  topic_echo->add_option("--wait", wait_s, "Seconds to wait for the topic to appear (default: "
-                                           "forever; 0: fail at once)");
+  topic_echo->add_option("--wait", wait_s,
+                         "Seconds to wait for the topic to appear (default: "
+                         "forever; 0: fail at once)");
   topic_echo->add_flag("--no-history", no_history, "Skip the topic's history samples");
   HzOptions hz;
   double hz_duration = 0;
-  auto* topic_hz = topic->add_subcommand("hz", "Measure a topic's rate (like ros2 topic hz): "
-                                               "rate, min/max/std dev of intervals over a window");
+  auto* topic_hz = topic->add_subcommand("hz",
+                                         "Measure a topic's rate (like ros2 topic hz): "
+                                         "rate, min/max/std dev of intervals over a window");
   topic_hz->add_option("TOPIC", topic_name, "Topic name")->required();
   topic_hz->add_option("--window,-w", hz.window, "Intervals in the window (10000)");
   topic_hz->add_flag("--json", hz.json, "One JSON object per report");
@@ -608,11 +631,13 @@ int main(int argc, char** argv) {
       "validate", "Check a config and the manifests it names; the first problem, with its key");
   std::string validate_file;
   config_validate->add_option("FILE", validate_file, "Config file (default: the search order)");
-  config_validate->add_flag("--json", g.json, "{valid, file, bus, extensions} or {valid, key, reason}");
+  config_validate->add_flag("--json", g.json,
+                            "{valid, file, bus, extensions} or {valid, key, reason}");
 
   // perf
-  auto* perf = app.add_subcommand("perf", "Run the perf harness (symphony-perf) with these "
-                                          "arguments (symphony perf --help: its options)");
+  auto* perf = app.add_subcommand("perf",
+                                  "Run the perf harness (symphony-perf) with these "
+                                  "arguments (symphony perf --help: its options)");
   std::vector<std::string> perf_args;
   perf->set_help_flag();  // --help goes to symphony-perf
   perf->prefix_command();

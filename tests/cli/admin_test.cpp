@@ -117,12 +117,12 @@ TEST_F(AdminTest, NoHostAndAStaleTokenAreNoHost) {
 }
 
 TEST_F(AdminTest, AHostThatDoesNotAnswerTimesOut) {
-  auto server = AdminServer::start(
-      {.bus = bus_, .runtime_dir = {}},
-      [](const std::string&, const JsonReader&) -> engine::Result<std::string> {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        return std::string("{}");
-      });
+  auto server =
+      AdminServer::start({.bus = bus_, .runtime_dir = {}},
+                         [](const std::string&, const JsonReader&) -> engine::Result<std::string> {
+                           std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                           return std::string("{}");
+                         });
   ASSERT_TRUE(server);
   auto client = AdminClient::connect(bus_);
   ASSERT_TRUE(client);

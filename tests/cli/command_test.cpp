@@ -320,7 +320,8 @@ TEST_F(CliCommandTest, ErrorsExitNonZeroWithOneLineReasons) {
   EXPECT_NE(none.err.find("no host is running on bus '" + bus_ + "'"), std::string::npos)
       << none.err;
   // A bad config: refused by up and by validate, naming the key.
-  const fs::path bad = write("bad.toml", "bus = \"" + bus_ + "\"\n[supervisor]\nkill_grace_ms = -1\n");
+  const fs::path bad =
+      write("bad.toml", "bus = \"" + bus_ + "\"\n[supervisor]\nkill_grace_ms = -1\n");
   Result refused = run({"up", "--config", bad.string()});
   EXPECT_EQ(refused.code, 1);
   EXPECT_NE(refused.err.find("key 'supervisor.kill_grace_ms'"), std::string::npos) << refused.err;
@@ -366,7 +367,8 @@ TEST_F(CliCommandTest, SigtermStopsUpCleanlyAndLeavesNoSocketOrToken) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   ASSERT_EQ(::stat(runtime_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  const auto pid = instance(verb({"ext", "list", "--json"}).out, "filed")->integer("pid").value_or(0);
+  const auto pid =
+      instance(verb({"ext", "list", "--json"}).out, "filed")->integer("pid").value_or(0);
   ASSERT_GT(pid, 0);
 
   up_->signal(SIGTERM);
@@ -406,7 +408,8 @@ TEST_F(CliCommandTest, ConfigGenThenValidateRoundTrip) {
 
   // Broken: the first problem, with its key.
   std::ofstream(file, std::ios::app) << "\n[[extension]]\nid = \"x\"\nversion = \"1\"\n"
-                                        "executable = \"" SYMPHONY_TEST_EXTENSION "\"\n"
+                                        "executable = \"" SYMPHONY_TEST_EXTENSION
+                                        "\"\n"
                                         "restart = { policy = \"sometimes\" }\n";
   Result invalid = run({"config", "validate", file.string(), "--json"});
   EXPECT_EQ(invalid.code, 1);
@@ -503,7 +506,7 @@ TEST_F(CliCommandTest, TopicHzReportsAPositiveRate) {
   auto last = JsonReader::parse(reports.back());
   ASSERT_TRUE(last) << reports.back();
   const double rate = std::strtod(last->raw("rate").value_or("0").c_str(), nullptr);
-  EXPECT_GT(rate, 20.0) << r.out;   // 200 Hz published; a loaded machine may be far off
+  EXPECT_GT(rate, 20.0) << r.out;  // 200 Hz published; a loaded machine may be far off
   EXPECT_LT(rate, 20000.0) << r.out;
   EXPECT_GT(last->integer("samples").value_or(0), 10) << r.out;
   EXPECT_GT(last->integer("window").value_or(0), 0) << r.out;
@@ -584,10 +587,14 @@ TEST_F(CliCommandTest, PerfRunsTheHarnessWithItsArguments) {
 }
 
 TEST_F(CliCommandTest, HelpEverywhere) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--help"}, {"up", "--help"}, {"ext", "--help"},
-        {"ext", "list", "--help"}, {"ext", "logs", "--help"}, {"topic", "hz", "--help"},
-        {"topic", "echo", "--help"}, {"config", "validate", "--help"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"},
+                                               {"up", "--help"},
+                                               {"ext", "--help"},
+                                               {"ext", "list", "--help"},
+                                               {"ext", "logs", "--help"},
+                                               {"topic", "hz", "--help"},
+                                               {"topic", "echo", "--help"},
+                                               {"config", "validate", "--help"}}) {
     Result r = run(args);
     EXPECT_EQ(r.code, 0) << args[0];
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;

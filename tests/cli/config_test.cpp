@@ -139,9 +139,10 @@ TEST_F(ConfigTest, InlineExtensionsAreManifestsAndTheirErrorsNameTheField) {
   EXPECT_EQ(config->extensions[1].restart.kind, supervisor::RestartKind::backoff);
   EXPECT_EQ(config->extensions[1].restart.backoff.initial, std::chrono::milliseconds(50));
 
-  const ConfigError e = refused(extension_table("ok") +
-                                extension_table("bad", "restart = { policy = \"backoff\", "
-                                                       "factor = 0.5 }\n"));
+  const ConfigError e =
+      refused(extension_table("ok") + extension_table("bad",
+                                                      "restart = { policy = \"backoff\", "
+                                                      "factor = 0.5 }\n"));
   EXPECT_EQ(e.key, "extension[1].restart.factor") << e.message();
   EXPECT_EQ(refused(extension_table("x", "colour = \"red\"\n")).key, "extension[0].colour");
   EXPECT_EQ(refused(extension_table("a") + extension_table("a")).key, "extension[1].id");
@@ -152,7 +153,8 @@ TEST_F(ConfigTest, ManifestFilesResolveAgainstTheConfigFolderAndTheirErrorsNameT
                              SYMPHONY_TEST_EXTENSION + "\"}");
   write("ext/bad.json", std::string(R"({"id":"bad","version":"2.0","executable":")") +
                             SYMPHONY_TEST_EXTENSION + R"(","instances":0})");
-  const fs::path ok = write("ok.toml", "manifests = [\"ext/good.json\"]\n" + extension_table("inline"));
+  const fs::path ok =
+      write("ok.toml", "manifests = [\"ext/good.json\"]\n" + extension_table("inline"));
   auto config = cli::load_config(ok);
   ASSERT_TRUE(config) << config.error().message();
   ASSERT_EQ(config->extensions.size(), 2u);
@@ -171,10 +173,10 @@ TEST_F(ConfigTest, ManifestFilesResolveAgainstTheConfigFolderAndTheirErrorsNameT
 }
 
 TEST_F(ConfigTest, DefaultLimitsApplyWhereTheManifestSetsNone) {
-  auto config = cli::parse_config("[limits]\nmemory_mib = 128\ncpu_cores = 0.5\n" +
-                                      extension_table("plain") +
-                                      extension_table("own", "limits = { memory_mib = 32 }\n"),
-                                  dir_);
+  auto config =
+      cli::parse_config("[limits]\nmemory_mib = 128\ncpu_cores = 0.5\n" + extension_table("plain") +
+                            extension_table("own", "limits = { memory_mib = 32 }\n"),
+                        dir_);
   ASSERT_TRUE(config) << config.error().message();
   EXPECT_EQ(config->extensions[0].limits.memory_bytes, 128u << 20);
   EXPECT_EQ(config->extensions[0].limits.cpu_cores, 0.5);

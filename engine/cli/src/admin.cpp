@@ -37,8 +37,8 @@ bool same_token(std::string_view a, std::string_view b) {
   if (a.size() != b.size() || a.empty()) return false;
   unsigned char diff = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(a[i]) ^
-                                              static_cast<unsigned char>(b[i])));
+    diff = static_cast<unsigned char>(
+        diff | (static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i])));
   }
   return diff == 0;
 }
@@ -112,8 +112,8 @@ struct AdminServer::Impl {
     auto request = controlplane::decode(std::string_view(frame));
     if (!request || request->type != MessageType::request) {
       reply.type = MessageType::error;
-      reply.body = error_body("malformed", request ? "expected a request"
-                                                   : "bad envelope: " + request.error().message);
+      reply.body = error_body(
+          "malformed", request ? "expected a request" : "bad envelope: " + request.error().message);
       if (request) reply.id = request->id;
       send(identity, reply);
       return;
@@ -142,7 +142,8 @@ struct AdminServer::Impl {
     try {
       result = handler(method, *args);
     } catch (const std::exception& e) {
-      result = tl::unexpected(Error{Errc::system_error, std::string("internal error: ") + e.what()});
+      result =
+          tl::unexpected(Error{Errc::system_error, std::string("internal error: ") + e.what()});
     }
     if (result) {
       reply.type = MessageType::reply;
@@ -169,9 +170,15 @@ struct AdminServer::Impl {
 AdminServer::AdminServer(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 AdminServer::~AdminServer() = default;
 
-const std::string& AdminServer::endpoint() const noexcept { return impl_->endpoint; }
-const fs::path& AdminServer::token_file() const noexcept { return impl_->token_file; }
-std::uint64_t AdminServer::refused() const noexcept { return impl_->refused.load(); }
+const std::string& AdminServer::endpoint() const noexcept {
+  return impl_->endpoint;
+}
+const fs::path& AdminServer::token_file() const noexcept {
+  return impl_->token_file;
+}
+std::uint64_t AdminServer::refused() const noexcept {
+  return impl_->refused.load();
+}
 
 engine::Result<std::unique_ptr<AdminServer>> AdminServer::start(AdminServerOptions options,
                                                                 AdminHandler handler) {
@@ -185,15 +192,17 @@ engine::Result<std::unique_ptr<AdminServer>> AdminServer::start(AdminServerOptio
   impl->socket_file = *dir / kAdminSocket;
   impl->endpoint = "ipc://" + impl->socket_file.string();
   if (impl->endpoint.size() > 107 + 6) {
-    return tl::unexpected(Error{Errc::invalid_argument,
-                                "admin socket path too long for ipc://: " + impl->endpoint});
+    return tl::unexpected(
+        Error{Errc::invalid_argument, "admin socket path too long for ipc://: " + impl->endpoint});
   }
 
   // The token file is the lock: take it, and make sure the file we locked is still the one at
   // the path (a host stopping right now unlinks it while holding the lock).
   for (int attempt = 0;; ++attempt) {
-    const int fd = ::open(impl->token_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return tl::unexpected(Error::from_errno("open " + impl->token_file.string(), errno));
+    const int fd =
+        ::open(impl->token_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+      return tl::unexpected(Error::from_errno("open " + impl->token_file.string(), errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
       ::close(fd);
@@ -259,7 +268,9 @@ AdminClient::AdminClient(AdminClient&&) noexcept = default;
 AdminClient& AdminClient::operator=(AdminClient&&) noexcept = default;
 AdminClient::~AdminClient() = default;
 
-const std::string& AdminClient::endpoint() const noexcept { return impl_->endpoint; }
+const std::string& AdminClient::endpoint() const noexcept {
+  return impl_->endpoint;
+}
 
 tl::expected<AdminClient, AdminError> AdminClient::connect(std::string_view bus,
                                                            const fs::path& runtime_dir,
@@ -298,8 +309,8 @@ tl::expected<AdminClient, AdminError> AdminClient::connect(std::string_view bus,
     impl->dealer.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxMessage));
     impl->dealer.connect(impl->endpoint);
   } catch (const zmq::error_t& e) {
-    return tl::unexpected(AdminError{AdminFailure::no_host, "",
-                                     "connect " + impl->endpoint + ": " + e.what()});
+    return tl::unexpected(
+        AdminError{AdminFailure::no_host, "", "connect " + impl->endpoint + ": " + e.what()});
   }
   return AdminClient(std::move(impl));
 }

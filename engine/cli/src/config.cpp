@@ -52,8 +52,9 @@ class Parser {
     }
     HostConfig config;
     config.source = source_ == "<string>" ? fs::path{} : fs::path(source_);
-    if (auto r = known_keys(root, "", {"bus", "log_dir", "log_max_bytes", "log_level", "manifests",
-                                       "limits", "supervisor", "extension"});
+    if (auto r = known_keys(root, "",
+                            {"bus", "log_dir", "log_max_bytes", "log_level", "manifests", "limits",
+                             "supervisor", "extension"});
         !r) {
       return tl::unexpected(r.error());
     }
@@ -76,11 +77,13 @@ class Parser {
     if (const auto* node = root.get("log_level")) {
       auto level = string(*node, "log_level");
       if (!level) return tl::unexpected(level.error());
-      static const std::set<std::string> levels = {"trace", "debug", "info", "warn",
+      static const std::set<std::string> levels = {"trace", "debug",    "info", "warn",
                                                    "error", "critical", "off"};
       if (!levels.contains(*level)) {
-        return fail("log_level", "must be one of trace, debug, info, warn, error, critical, off "
-                                 "(got '" + *level + "')");
+        return fail("log_level",
+                    "must be one of trace, debug, info, warn, error, critical, off "
+                    "(got '" +
+                        *level + "')");
       }
       config.log_level = *level;
     }
@@ -183,16 +186,16 @@ class Parser {
     auto memory = integer(*table, "memory_mib", "limits.memory_mib", 0, 1 << 20);
     if (!memory) return tl::unexpected(memory.error());
     if (*memory && **memory != 0 && **memory < 4) {
-      return fail("limits.memory_mib", "must be 0 (none) or at least 4 (got " +
-                                           std::to_string(**memory) + ")");
+      return fail("limits.memory_mib",
+                  "must be 0 (none) or at least 4 (got " + std::to_string(**memory) + ")");
     }
     if (*memory) config.default_limits.memory_bytes = static_cast<std::uint64_t>(**memory) << 20;
     if (const toml::node* cpu = table->get("cpu_cores")) {
       if (!cpu->is_number()) return fail("limits.cpu_cores", "must be a number");
       const double cores = *cpu->value<double>();
       if (cores != 0 && (cores < 0.01 || cores > 1024)) {
-        return fail("limits.cpu_cores", "must be 0 (none) or 0.01-1024 (got " +
-                                            std::to_string(cores) + ")");
+        return fail("limits.cpu_cores",
+                    "must be 0 (none) or 0.01-1024 (got " + std::to_string(cores) + ")");
       }
       config.default_limits.cpu_cores = cores;
     }
@@ -202,8 +205,9 @@ class Parser {
   ConfigResult<void> supervisor_table(const toml::node& node, HostConfig& config) const {
     const toml::table* table = node.as_table();
     if (table == nullptr) return fail("supervisor", "must be a table ([supervisor])");
-    if (auto r = known_keys(*table, "supervisor", {"stop_grace_ms", "kill_grace_ms",
-                                                   "heartbeat_ms", "unresponsive_ms", "cgroups"});
+    if (auto r = known_keys(
+            *table, "supervisor",
+            {"stop_grace_ms", "kill_grace_ms", "heartbeat_ms", "unresponsive_ms", "cgroups"});
         !r) {
       return r;
     }
@@ -224,9 +228,9 @@ class Parser {
       if (*value) *f.target = std::chrono::milliseconds(**value);
     }
     if (config.unresponsive_after <= config.heartbeat) {
-      return fail("supervisor.unresponsive_ms", "must be longer than heartbeat_ms (" +
-                                                    std::to_string(config.heartbeat.count()) +
-                                                    " ms)");
+      return fail(
+          "supervisor.unresponsive_ms",
+          "must be longer than heartbeat_ms (" + std::to_string(config.heartbeat.count()) + " ms)");
     }
     if (const toml::node* cgroups = table->get("cgroups")) {
       auto value = string(*cgroups, "supervisor.cgroups");

@@ -32,10 +32,10 @@ std::string figures_json(const ExtensionFigures& f) {
       .add("rss_bytes", f.rss_bytes)
       .add("uptime_ns", static_cast<std::int64_t>(f.uptime.count()));
   if (f.last_heartbeat_age) {
-    o.add("heartbeat_age_ms", static_cast<std::int64_t>(
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      *f.last_heartbeat_age)
-                                      .count()));
+    o.add(
+        "heartbeat_age_ms",
+        static_cast<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*f.last_heartbeat_age).count()));
   } else {
     o.add_raw("heartbeat_age_ms", "null");
   }
@@ -153,10 +153,10 @@ struct Host::Impl {
           .add("runtime_dir", runtime_dir.string())
           .add("log_dir", log_dir().string())
           .add("config", config.source.string())
-          .add("uptime_ms", static_cast<std::int64_t>(
-                                std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now() - started)
-                                    .count()))
+          .add("uptime_ms",
+               static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - started)
+                                             .count()))
           .add("extensions", static_cast<std::int64_t>(config.extensions.size()))
           .add("admin", admin ? admin->endpoint() : std::string())
           .str();
@@ -216,11 +216,21 @@ struct Host::Impl {
 Host::Host(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 Host::~Host() = default;
 
-const HostConfig& Host::config() const noexcept { return impl_->config; }
-supervisor::Supervisor& Host::supervisor() noexcept { return *impl_->supervisor; }
-const fs::path& Host::runtime_dir() const noexcept { return impl_->runtime_dir; }
-fs::path Host::log_dir() const { return impl_->log_dir(); }
-const AdminServer* Host::admin() const noexcept { return impl_->admin.get(); }
+const HostConfig& Host::config() const noexcept {
+  return impl_->config;
+}
+supervisor::Supervisor& Host::supervisor() noexcept {
+  return *impl_->supervisor;
+}
+const fs::path& Host::runtime_dir() const noexcept {
+  return impl_->runtime_dir;
+}
+fs::path Host::log_dir() const {
+  return impl_->log_dir();
+}
+const AdminServer* Host::admin() const noexcept {
+  return impl_->admin.get();
+}
 
 engine::Result<std::string> Host::handle(const std::string& method, const JsonReader& args) {
   return impl_->handle(method, args);
@@ -266,8 +276,8 @@ engine::Result<std::unique_ptr<Host>> Host::start(HostConfig config, HostOptions
   impl->supervisor = std::move(*sup);
   for (const auto& manifest : cfg.extensions) {
     if (auto added = impl->supervisor->add(manifest); !added) {
-      return tl::unexpected(Error{added.error().code, "extension '" + manifest.id +
-                                                          "': " + added.error().message});
+      return tl::unexpected(
+          Error{added.error().code, "extension '" + manifest.id + "': " + added.error().message});
     }
   }
   impl->ready.store(true);

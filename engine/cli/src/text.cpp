@@ -84,9 +84,9 @@ engine::Result<std::vector<std::string>> json_array_items(std::string_view array
   simdjson::padded_string padded(array_json);
   simdjson::dom::element root;
   if (auto error = parser.parse(padded).get(root); error) {
-    return tl::unexpected(engine::Error{engine::Errc::invalid_argument,
-                                        std::string("not valid JSON: ") +
-                                            simdjson::error_message(error)});
+    return tl::unexpected(
+        engine::Error{engine::Errc::invalid_argument,
+                      std::string("not valid JSON: ") + simdjson::error_message(error)});
   }
   simdjson::dom::array array;
   if (root.get(array) != simdjson::SUCCESS) {

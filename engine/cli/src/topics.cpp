@@ -20,7 +20,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::uint64_t delta(std::uint64_t now, std::uint64_t before) {
   return now >= before ? now - before : 0;
@@ -92,8 +94,8 @@ engine::Result<std::vector<TopicReport>> survey_topics(const Bus& bus,
     bool known = before != nullptr;
     if (!info.publishers.empty()) {
       const auto& p = info.publishers[0];
-      const bool same = before != nullptr && !before->publishers.empty() &&
-                        before->publishers[0].pid == p.pid;
+      const bool same =
+          before != nullptr && !before->publishers.empty() && before->publishers[0].pid == p.pid;
       published = same ? delta(p.published, before->publishers[0].published) : 0;
       known = known && same;
     }
@@ -115,7 +117,8 @@ engine::Result<std::vector<TopicReport>> survey_topics(const Bus& bus,
       }
       r.subscriber_delivered_per_s.push_back(rate);
     }
-    r.published_per_s = known || info.publishers.empty() ? static_cast<double>(published) / dt : nan;
+    r.published_per_s =
+        known || info.publishers.empty() ? static_cast<double>(published) / dt : nan;
     r.delivered_per_s = static_cast<double>(delivered) / dt;
     r.dropped_per_s = static_cast<double>(dropped) / dt;
     r.info = std::move(info);
@@ -140,13 +143,13 @@ std::string topics_json(const std::vector<TopicReport>& topics, std::string_view
       subscribers += participant_json(t.subscribers[i], false, r.subscriber_delivered_per_s[i]);
     }
     subscribers += "]";
-    const std::string qos = JsonObject()
-                                .add("max_payload", t.max_payload)
-                                .add("history", static_cast<std::int64_t>(t.history))
-                                .add("capacity", static_cast<std::int64_t>(t.capacity))
-                                .add("priority_capacity",
-                                     static_cast<std::int64_t>(t.priority_capacity))
-                                .str();
+    const std::string qos =
+        JsonObject()
+            .add("max_payload", t.max_payload)
+            .add("history", static_cast<std::int64_t>(t.history))
+            .add("capacity", static_cast<std::int64_t>(t.capacity))
+            .add("priority_capacity", static_cast<std::int64_t>(t.priority_capacity))
+            .str();
     if (list.size() > 1) list += ",";
     list += JsonObject()
                 .add("name", t.name)
@@ -168,9 +171,8 @@ std::string topics_json(const std::vector<TopicReport>& topics, std::string_view
 }
 
 std::string topics_table(const std::vector<TopicReport>& topics) {
-  std::vector<std::vector<std::string>> rows = {
-      {"TOPIC", "TYPE", "TRANSPORT", "PUB", "SUBS", "QOS", "PUB/S", "DELIVERED/S", "DROPPED",
-       "DROPPED/S"}};
+  std::vector<std::vector<std::string>> rows = {{"TOPIC", "TYPE", "TRANSPORT", "PUB", "SUBS", "QOS",
+                                                 "PUB/S", "DELIVERED/S", "DROPPED", "DROPPED/S"}};
   for (const auto& r : topics) {
     const TopicInfo& t = r.info;
     std::string pub = "-";
@@ -227,8 +229,8 @@ engine::Result<engine::RawSubscriber> observe(Bus& bus, const ObserveOptions& op
       return bus.subscribe(options.topic, found->type, topic, sub);
     }
     if (options.wait.count() == 0 || (options.wait.count() > 0 && Clock::now() >= deadline)) {
-      return tl::unexpected(Error{Errc::not_found, "no topic '" + options.topic + "' on bus '" +
-                                                       bus.name() + "'"});
+      return tl::unexpected(
+          Error{Errc::not_found, "no topic '" + options.topic + "' on bus '" + bus.name() + "'"});
     }
     if (!said && waiting != nullptr) {
       std::fprintf(waiting, "waiting for topic '%s' on bus '%s' to appear...\n",
@@ -237,8 +239,8 @@ engine::Result<engine::RawSubscriber> observe(Bus& bus, const ObserveOptions& op
       said = true;
     }
     if (readable(options.stop_fd)) {
-      return tl::unexpected(Error{Errc::unavailable, "stopped while waiting for topic '" +
-                                                         options.topic + "'"});
+      return tl::unexpected(
+          Error{Errc::unavailable, "stopped while waiting for topic '" + options.topic + "'"});
     }
     pollfd p{options.stop_fd, POLLIN, 0};
     ::poll(&p, options.stop_fd >= 0 ? 1 : 0, 100);
@@ -303,8 +305,7 @@ void pump(engine::RawSubscriber& subscriber, int stop_fd, std::chrono::milliseco
     }
     if (now >= end) return;
     auto wait = std::min({next_tick, end, now + std::chrono::milliseconds(100)}) - now;
-    int timeout = static_cast<int>(
-        std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+    int timeout = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
     if (notify_fd < 0) timeout = std::min(timeout, 10);
     pollfd fds[2] = {{stop_fd, POLLIN, 0}, {notify_fd, POLLIN, 0}};
     ::poll(fds, 2, std::max(timeout, 0));
@@ -349,7 +350,9 @@ int run_echo(engine::RawSubscriber& subscriber, const EchoOptions& options, std:
 int run_hz(engine::RawSubscriber& subscriber, const HzOptions& options, std::FILE* out,
            int stop_fd) {
   RateWindow window(options.window);
+  std::uint64_t reports = 0;
   auto report = [&](Clock::time_point) {
+    ++reports;
     const auto stats = window.stats();
     const auto counters = subscriber.counters();
     if (options.json) {
@@ -384,6 +387,7 @@ int run_hz(engine::RawSubscriber& subscriber, const HzOptions& options, std::FIL
         return true;
       },
       report);
+  if (reports == 0) report(Clock::now());  // a --duration shorter than one report period
   return 0;
 }
 

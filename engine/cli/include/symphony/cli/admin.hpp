@@ -56,9 +56,9 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  const std::string& endpoint() const noexcept;            // ipc://<runtime dir>/admin
+  const std::string& endpoint() const noexcept;              // ipc://<runtime dir>/admin
   const std::filesystem::path& token_file() const noexcept;  // <runtime dir>/admin.token
-  std::uint64_t refused() const noexcept;                  // requests with a wrong token
+  std::uint64_t refused() const noexcept;                    // requests with a wrong token
 
   struct Impl;
 
@@ -93,10 +93,9 @@ class AdminClient {
   ~AdminClient();
 
   // Sends `method` with `args_json` (an object) and waits up to `timeout` for the reply body.
-  tl::expected<std::string, AdminError> call(std::string_view method,
-                                             std::string_view args_json = "{}",
-                                             std::chrono::milliseconds timeout =
-                                                 std::chrono::seconds(5));
+  tl::expected<std::string, AdminError> call(
+      std::string_view method, std::string_view args_json = "{}",
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   const std::string& endpoint() const noexcept;
 

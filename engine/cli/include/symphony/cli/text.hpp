@@ -18,9 +18,9 @@ namespace symphony::cli {
 // Columns padded to their widest cell, two spaces apart; the first row is the header.
 std::string render_table(const std::vector<std::vector<std::string>>& rows);
 
-std::string human_bytes(std::uint64_t bytes);          // "512 B", "1.5 KiB", "12.0 MiB"
+std::string human_bytes(std::uint64_t bytes);            // "512 B", "1.5 KiB", "12.0 MiB"
 std::string human_duration(std::chrono::nanoseconds d);  // "850 ms", "12.3 s", "5m02s", "3h04m"
-std::string human_rate(double per_second);             // "0", "12.5", "1.2k", "3.40M"
+std::string human_rate(double per_second);               // "0", "12.5", "1.2k", "3.40M"
 
 // A finite double as JSON (%.6g); NaN and infinities as null.
 std::string json_number(double value);

@@ -20,12 +20,12 @@
 namespace symphony::cli {
 
 struct TopicReport {
-  TopicInfo info;          // as of the second sample
-  double window_s = 0;     // 0: sampled once, no rates
+  TopicInfo info;       // as of the second sample
+  double window_s = 0;  // 0: sampled once, no rates
   double published_per_s = 0;
-  double delivered_per_s = 0;  // all subscribers together
-  double dropped_per_s = 0;    // all subscribers together
-  std::uint64_t dropped = 0;   // all subscribers, in total
+  double delivered_per_s = 0;                      // all subscribers together
+  double dropped_per_s = 0;                        // all subscribers together
+  std::uint64_t dropped = 0;                       // all subscribers, in total
   std::vector<double> subscriber_delivered_per_s;  // per subscriber (NaN: joined in the window)
 };
 
@@ -73,7 +73,7 @@ struct EchoOptions {
   bool text = false;  // samples as text (else a hex dump)
   bool json = false;  // one JSON object per sample: {seq, size, hex | text}
   std::size_t max_bytes = 256;
-  std::uint64_t count = 0;              // stop after this many (0: no limit)
+  std::uint64_t count = 0;                // stop after this many (0: no limit)
   std::chrono::milliseconds duration{0};  // stop after this long (0: no limit)
 };
 
