@@ -336,7 +336,7 @@ TEST_F(SdkTest, ASlowCallbackDoesNotStallTheOthers) {
   const std::byte one[1] = {std::byte{1}};
   // The slow topic's callback blocks (until "unblock"); a request sleeps on a worker.
   ASSERT_EQ(slow->try_publish(one), engine::RingStatus::ok);
-  auto sleeping = supervisor_->control().request("slowpoke/0", "sleep", R"({"ms":3000})", 20s);
+  auto sleeping = supervisor_->control().request("slowpoke/0", "sleep", R"({"ms":4000})", 20s);
   const auto began = std::chrono::steady_clock::now();
   while (count("slowpoke", "slow") < 1 && std::chrono::steady_clock::now() - began < 10s) {
     std::this_thread::sleep_for(5ms);
@@ -489,7 +489,10 @@ TEST_F(HandoverTest, EverySampleIsProcessedExactlyOnceByOldOrNew) {
   ASSERT_TRUE(resumed) << resumed.error().message;
   EXPECT_EQ(*resumed, "{}");
   ASSERT_TRUE(supervisor_->stop("ho-a"));  // the old one goes: its gate on the publisher too
-  ASSERT_GE(events_.wait_state("ho-a", LifecycleState::terminated), 0);
+  const long a_ended = events_.wait_state("ho-a", LifecycleState::terminated);
+  ASSERT_GE(a_ended, 0);
+  EXPECT_NE(events_.at(a_ended).reason.find("exited with code 0"), std::string::npos)
+      << events_.at(a_ended).reason;
 
   publisher_thread_.join();
   EXPECT_EQ(published_.load(), kSamples);
@@ -499,7 +502,10 @@ TEST_F(HandoverTest, EverySampleIsProcessedExactlyOnceByOldOrNew) {
   EXPECT_EQ(b_state->integer("restored"), a_count) << "the successor restored the checkpoint";
   EXPECT_EQ(b_state->integer("seq"), static_cast<std::int64_t>(kSamples) - a_count);
   ASSERT_TRUE(supervisor_->stop("ho-b"));
-  ASSERT_GE(events_.wait_state("ho-b", LifecycleState::terminated), 0);
+  const long b_ended = events_.wait_state("ho-b", LifecycleState::terminated);
+  ASSERT_GE(b_ended, 0);
+  EXPECT_NE(events_.at(b_ended).reason.find("exited with code 0"), std::string::npos)
+      << events_.at(b_ended).reason;
 
   const auto a = read_numbers(file_a), b = read_numbers(file_b);
   ASSERT_FALSE(a.empty());
