@@ -13,6 +13,11 @@
 //                         the ready event and the "restored" reply); a checkpoint is
 //                         --checkpoint-size bytes (default 8), every 8-byte word = one counter
 //   --sleep-ms N          sleeps N ms in every "sleep" request (a request in flight)
+//   --label TEXT          answered by "whoami" with the pid (A/B: which version served)
+//   --consume TOPIC       takes 8-byte sequence numbers from the native `block` topic TOPIC on
+//                         a thread and appends each to --consume-log DIR/<pid>.log; takes part
+//                         in a hot update's hand-over (lifecycle.hpp: symphony.drain,
+//                         symphony.resume, SYMPHONY_AWAIT_HANDOVER)
 //
 // Requests: "inspect" answers with what it recorded; "deadlock" never returns (a stuck
 // callback); "restored": the checkpoint found at start; "commit" {"counter": N}: commits N;
@@ -35,7 +40,13 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+
+#include <mutex>
+#include <optional>
+
 #include "symphony/controlplane/extension.hpp"
+#include "symphony/engine/bus.hpp"
 #include "symphony/engine/checkpoint.hpp"
 #include "symphony/supervisor/lifecycle.hpp"
 #include "symphony/supervisor/manifest.hpp"
@@ -150,6 +161,99 @@ std::string describe_restored(
       .str();
 }
 
+const char* arg_text(int argc, char** argv, const char* name, const char* fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return fallback;
+}
+
+// --consume: one subscription, taken on its own thread, every sample recorded with write(2)
+// before it is released (a kill right after loses no record). `mutex` is held across one
+// take-record-release: the drain takes it to stop at a sample boundary.
+class Consumer {
+ public:
+  Consumer(std::string bus, std::string topic, const std::string& log_dir)
+      : topic_(std::move(topic)),
+        log_(::open((log_dir + "/" + std::to_string(::getpid()) + ".log").c_str(),
+                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) {
+    symphony::BusOptions options;
+    options.name = std::move(bus);
+    auto opened = symphony::Bus::open(options);
+    if (!opened) throw std::runtime_error(opened.error().message);
+    bus_.emplace(std::move(*opened));
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Consumer() {
+    quit_.store(true);
+    thread_.join();
+    ::close(log_);
+  }
+
+  // Subscribes (at `start_at`, if given) or, when subscribed and drained, takes samples again.
+  symphony::engine::Result<void> resume(std::optional<std::uint64_t> start_at) {
+    std::lock_guard lock(mutex_);
+    paused_ = false;
+    if (subscriber_) return {};
+    symphony::engine::SubscriberOptions options;
+    options.depth = 16;
+    options.start_at = start_at;
+    auto sub = bus_->subscribe(topic_, {}, topic_options(), options);
+    if (!sub) return tl::unexpected(sub.error());
+    subscriber_.emplace(std::move(*sub));
+    return {};
+  }
+
+  // Stops at a sample boundary (subscribed still); the position of the next sample to take.
+  std::optional<std::uint64_t> drain() {
+    std::lock_guard lock(mutex_);
+    paused_ = true;
+    return subscriber_ ? subscriber_->position() : std::nullopt;
+  }
+
+  const std::string& topic() const noexcept { return topic_; }
+
+  static symphony::engine::TopicOptions topic_options() {
+    symphony::engine::TopicOptions options;
+    options.capacity = 64;
+    options.max_payload = 8;
+    return options;
+  }
+
+ private:
+  void run() {
+    while (!quit_.load()) {
+      bool took = false;
+      {
+        std::lock_guard lock(mutex_);
+        if (subscriber_ && !paused_) {
+          symphony::engine::Frame frame = subscriber_->try_take();
+          if (frame.ok() && frame.size == 8) {
+            std::uint64_t sequence = 0;
+            std::memcpy(&sequence, frame.data, 8);
+            const std::string line = std::to_string(sequence) + "\n";
+            if (::write(log_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+              std::abort();
+            }
+            took = true;
+          }
+          if (frame.ok()) subscriber_->release();
+        }
+      }
+      if (!took) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
+  std::string topic_;
+  int log_;
+  std::optional<symphony::Bus> bus_;
+  std::mutex mutex_;
+  std::optional<symphony::engine::RawSubscriber> subscriber_;
+  bool paused_ = false;
+  std::atomic<bool> quit_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -180,6 +284,8 @@ int main(int argc, char** argv) {
   std::string restored = "null";
   const auto checkpoint_size =
       static_cast<std::size_t>(arg_value(argc, argv, "--checkpoint-size", 8));
+  const char* await = std::getenv(symphony::supervisor::kEnvAwaitHandover);
+  const bool successor = await != nullptr && std::strcmp(await, "1") == 0;
   if (has_flag(argc, argv, "--checkpoint")) {
     auto opened =
         symphony::engine::Checkpoint::open(options->bus, options->extension, options->instance);
@@ -188,10 +294,23 @@ int main(int argc, char** argv) {
       return 6;
     }
     checkpoint = std::move(*opened);
-    restored = describe_restored(checkpoint->restore());
+    // A successor restores at the hand-over: its predecessor's last checkpoint is not there yet.
+    if (!successor) restored = describe_restored(checkpoint->restore());
   }
   std::thread commit_loop;
   const long sleep_ms = arg_value(argc, argv, "--sleep-ms", 0);
+  const std::string label = arg_text(argc, argv, "--label", "");
+  std::optional<Consumer> consumer;
+  if (const char* topic = arg_text(argc, argv, "--consume", nullptr)) {
+    consumer.emplace(options->bus, topic, arg_text(argc, argv, "--consume-log", "/tmp"));
+    if (!successor) {
+      if (auto subscribed = consumer->resume(std::nullopt); !subscribed) {
+        std::fprintf(stderr, "test-extension: subscribe: %s\n",
+                     subscribed.error().message.c_str());
+        return 7;
+      }
+    }
+  }
   const char* topics = std::getenv(symphony::supervisor::kEnvTopics);
   ExtensionHandlers handlers;
   const std::string inspect = JsonObject()
@@ -207,6 +326,38 @@ int main(int argc, char** argv) {
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     }
     if (method == "restored") return restored;
+    if (method == "whoami") {
+      return JsonObject()
+          .add("label", label)
+          .add("pid", static_cast<std::int64_t>(::getpid()))
+          .str();
+    }
+    if (method == symphony::supervisor::kDrainMethod && consumer) {
+      const auto position = consumer->drain();
+      JsonObject positions;
+      if (position) positions.add(consumer->topic(), *position);
+      return JsonObject().add_raw("positions", positions.str()).str();
+    }
+    if (method == symphony::supervisor::kResumeMethod && successor && checkpoint) {
+      restored = describe_restored(checkpoint->restore());
+    }
+    if (method == symphony::supervisor::kResumeMethod && consumer) {
+      std::optional<std::uint64_t> start_at;
+      if (auto body = JsonReader::parse(payload)) {
+        if (auto positions = body->raw("positions")) {
+          if (auto parsed = JsonReader::parse(*positions)) {
+            if (auto at = parsed->integer(consumer->topic())) {
+              start_at = static_cast<std::uint64_t>(*at);
+            }
+          }
+        }
+      }
+      if (auto resumed = consumer->resume(start_at); !resumed) {
+        return tl::unexpected(resumed.error());
+      }
+      return std::string("{}");
+    }
+    if (method == symphony::supervisor::kResumeMethod) return std::string("{}");
     if (method == "topics") return JsonObject().add("topics", topics ? topics : "(unset)").str();
     if (method == "sleep") {
       std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));

@@ -164,14 +164,17 @@ struct ExtensionSlot {
   // Where a kill stands: the stop command, then SIGTERM, then SIGKILL.
   enum class Escalation : std::uint8_t { none, command_sent, term_sent, kill_sent };
 
-  ExtensionSlot(Extension& owner, int index, const Manifest& manifest)
+  ExtensionSlot(Extension& owner, int number, std::shared_ptr<const Manifest> version)
       : extension(owner),
-        instance(index),
-        route(manifest.id + "/" + std::to_string(index)),
-        tracker(manifest.restart, manifest.intensity) {}
+        manifest(std::move(version)),
+        instance(number),
+        route(manifest->id + "/" + std::to_string(number)),
+        tracker(manifest->restart, manifest->intensity) {}
 
   Extension& extension;
-  const int instance;
+  // This instance's version: the extension's, or (during a hot update or an A/B test) another.
+  std::shared_ptr<const Manifest> manifest;
+  const int instance;  // never reused within the supervisor: it names the route and the log
   const std::string route;
   LifecycleState state = LifecycleState::created;
   std::string reason = "manifest added";
@@ -205,6 +208,13 @@ struct ExtensionSlot {
   bool start_after_stop = false;
   bool remove_after_stop = false;
 
+  // request() may send it requests: false for a hot update's successor until it has taken
+  // over, and for its predecessor from the drain on.
+  bool serves = true;
+  bool candidate = false;       // A/B: an instance of the candidate version
+  bool await_handover = false;  // a successor: started with kEnvAwaitHandover
+  bool replaced = false;        // dropped from its extension once its process is down
+
   RestartTracker tracker;
   bool restart_pending = false;
   TimePoint restart_at{};
@@ -214,8 +224,17 @@ struct ExtensionSlot {
 };
 
 struct Extension {
-  std::shared_ptr<const Manifest> manifest;
+  std::shared_ptr<const Manifest> manifest;  // the baseline version
   std::vector<std::unique_ptr<ExtensionSlot>> slots;
+  int next_number = 0;     // the next instance number
+  bool updating = false;   // a hot update runs
+  std::shared_ptr<const Manifest> update_to;  // its new version
+  // A/B: the candidate version and its share of requests; the smooth weighted round robin's
+  // credits; requests per version ([0] baseline, [1] candidate).
+  std::shared_ptr<const Manifest> candidate;
+  double candidate_weight = 0;
+  double credit[2] = {0, 0};
+  VersionCounters counts[2];
   // Supervisor::request(): calls under way (waiting for HEALTHY or for the reply), when the
   // last one began or ended (an on-demand extension idles from there), and the round robin.
   int requests_in_flight = 0;
@@ -223,10 +242,16 @@ struct Extension {
   std::size_t next_instance = 0;
 };
 
+bool takes_requests(const ExtensionSlot& slot) {
+  return slot.serves && slot.ending == ExtensionSlot::Ending::none &&
+         (slot.state == LifecycleState::healthy || slot.state == LifecycleState::updating);
+}
+
 // Where a Supervisor::request() stands after one look at the extension.
 struct RequestStep {
   std::optional<Error> error;  // give up with this
   std::string route;           // forward to this HEALTHY instance
+  std::string version;         // the instance's version (A/B counters)
   std::string waiting_for;     // otherwise: what it waits for (for the timeout's message)
 };
 
@@ -319,9 +344,19 @@ struct Supervisor::Impl {
 
   // ---- events ----
 
+  // request() and update() wait for news about instances: a transition, or a change of which
+  // instance serves.
+  void wake_waiters() {
+    {
+      std::lock_guard lock(transitions_mutex);
+      ++transitions;
+    }
+    transitions_changed.notify_all();
+  }
+
   void transition(ExtensionSlot& slot, LifecycleState to, std::string why) {
     LifecycleEvent event;
-    event.extension = slot.extension.manifest->id;
+    event.extension = slot.manifest->id;
     event.instance = slot.instance;
     event.generation = slot.registration.generation;
     event.from = slot.state;
@@ -332,11 +367,7 @@ struct Supervisor::Impl {
     event.at = Steady::now();
     slot.state = to;
     slot.reason = event.reason;
-    {
-      std::lock_guard lock(transitions_mutex);
-      ++transitions;
-    }
-    transitions_changed.notify_all();
+    wake_waiters();
     if (!slot.log.file().empty()) {
       slot.log.note(std::string(to_string(event.from)) + " -> " + to_string(to) + ": " +
                     event.reason);
@@ -360,13 +391,14 @@ struct Supervisor::Impl {
     env.push_back(std::string(controlplane::kEnvGeneration) + "=" + std::to_string(r.generation));
     env.push_back(std::string(controlplane::kEnvToken) + "=" + r.token);
     env.push_back(std::string(controlplane::kEnvControl) + "=" + host->control_endpoint());
-    env.push_back(std::string(kEnvTopics) + "=" + declared_topics_json(*slot.extension.manifest));
+    env.push_back(std::string(kEnvTopics) + "=" + declared_topics_json(*slot.manifest));
+    if (slot.await_handover) env.push_back(std::string(kEnvAwaitHandover) + "=1");
     return env;
   }
 
   // STARTING: a fresh generation forked; or FAILED when that is impossible.
   void spawn(ExtensionSlot& slot, const std::string& why) {
-    const Manifest& m = *slot.extension.manifest;
+    const Manifest& m = *slot.manifest;
     slot.restart_pending = false;
     slot.ending = ExtensionSlot::Ending::none;
     slot.ending_reason.clear();
@@ -456,7 +488,7 @@ struct Supervisor::Impl {
       return;  // the child _exits: its pidfd reports it
     }
     slot.exec_at = Steady::now();
-    slot.start_deadline = slot.exec_at + slot.extension.manifest->start_timeout;
+    slot.start_deadline = slot.exec_at + slot.manifest->start_timeout;
     transition(slot, LifecycleState::running, "exec succeeded");
   }
 
@@ -492,7 +524,7 @@ struct Supervisor::Impl {
       slot.cgroup->kill_all();
       const std::uint64_t kills = slot.cgroup->oom_kills();
       if (kills > slot.oom_baseline) {
-        oom = "memory limit " + mib_text(slot.extension.manifest->limits.memory_bytes) +
+        oom = "memory limit " + mib_text(slot.manifest->limits.memory_bytes) +
               " reached: killed by the kernel's OOM killer (" +
               (cgroups.v2() ? "memory.events" : "memory.oom_control") + " oom_kill " +
               std::to_string(kills) + ", " + to_string(cgroups.report().memory) + "); ";
@@ -515,15 +547,15 @@ struct Supervisor::Impl {
     death += status;
     host->mark_gone(slot.route, slot.route + " " + death);
     // ...and the next generation is registered now: the dead one's token is refused from here on.
-    slot.registration = host->register_extension(slot.extension.manifest->id, slot.instance,
-                                                 slot.extension.manifest->hang_timeout);
+    slot.registration = host->register_extension(slot.manifest->id, slot.instance,
+                                                 slot.manifest->hang_timeout);
     slot.registration_fresh = true;
     const ExtensionSlot::Ending ending = slot.ending;
     slot.ending = ExtensionSlot::Ending::none;
 
     if (!slot.spawn_failure.empty()) {
       transition(slot, LifecycleState::failed,
-                 "could not start " + slot.extension.manifest->executable.string() + ": " +
+                 "could not start " + slot.manifest->executable.string() + ": " +
                      slot.spawn_failure);
       slot.pid = 0;
       return;
@@ -541,7 +573,7 @@ struct Supervisor::Impl {
       return;
     }
     const std::string& why = death;
-    if (shutting_down) {
+    if (shutting_down || slot.replaced) {
       transition(slot, LifecycleState::crashed, why);
       slot.pid = 0;
       return;
@@ -595,7 +627,8 @@ struct Supervisor::Impl {
     slot.ending = ending;
     slot.ending_reason = why;
     const auto now = Steady::now();
-    if (ending == ExtensionSlot::Ending::requested && slot.state == LifecycleState::healthy) {
+    if (ending == ExtensionSlot::Ending::requested &&
+        (slot.state == LifecycleState::healthy || slot.state == LifecycleState::updating)) {
       host->command(slot.route, "stop", "{}", options.stop_grace / 2, nullptr);
       slot.escalation = ExtensionSlot::Escalation::command_sent;
       slot.escalate_at = now + options.stop_grace / 2;
@@ -659,7 +692,8 @@ struct Supervisor::Impl {
       slot.hello = true;
       maybe_healthy(slot);
     } else if (event.state == PeerState::unresponsive && slot.hello &&
-               (slot.state == LifecycleState::healthy || slot.state == LifecycleState::running)) {
+               (slot.state == LifecycleState::healthy || slot.state == LifecycleState::running ||
+                slot.state == LifecycleState::updating)) {
       begin_kill(slot, ExtensionSlot::Ending::hang, "hang: " + event.reason);
     }
   }
@@ -688,20 +722,23 @@ struct Supervisor::Impl {
 
   void check_hangs(Steady::time_point now) {
     bool any_healthy = false;
-    for (auto& [route, slot] : by_route) any_healthy |= slot->state == LifecycleState::healthy;
+    const auto watched = [](const ExtensionSlot& slot) {
+      return slot.state == LifecycleState::healthy || slot.state == LifecycleState::updating;
+    };
+    for (auto& [route, slot] : by_route) any_healthy |= watched(*slot);
     if (!any_healthy) return;
     std::map<std::string, controlplane::PeerInfo> peers;
     for (controlplane::PeerInfo& peer : host->peers()) {
       peers.emplace(peer.registration.route(), std::move(peer));
     }
     for (auto& [route, slot] : by_route) {
-      if (slot->state != LifecycleState::healthy) continue;
+      if (!watched(*slot)) continue;
       auto it = peers.find(route);
       if (it == peers.end() || it->second.registration.generation != slot->registration.generation) {
         continue;
       }
       const auto silent = now - it->second.last_seen;
-      const milliseconds timeout = slot->extension.manifest->hang_timeout;
+      const milliseconds timeout = slot->manifest->hang_timeout;
       if (silent > timeout) {
         begin_kill(*slot, ExtensionSlot::Ending::hang,
                    "hang: nothing heard for " +
@@ -722,7 +759,7 @@ struct Supervisor::Impl {
       if (slot.alive() && slot.state == LifecycleState::running && slot.start_deadline <= now) {
         begin_kill(slot, ExtensionSlot::Ending::hang,
                    "start timeout: not HEALTHY " +
-                       std::to_string(slot.extension.manifest->start_timeout.count()) +
+                       std::to_string(slot.manifest->start_timeout.count()) +
                        " ms after exec (hello " + (slot.hello ? "seen" : "not seen") +
                        ", ready not seen)");
       }
@@ -806,6 +843,7 @@ struct Supervisor::Impl {
           case WatchKind::output: on_output(*w.slot); break;
         }
       }
+      reap_replaced();
     }
     // Everything is down: the groups can go.
     for (auto& [id, ext] : extensions) {
@@ -827,34 +865,81 @@ struct Supervisor::Impl {
     return Error{Errc::not_found, "no extension '" + std::string(id) + "' is supervised"};
   }
 
+  // A new instance of `version` with the extension's next number, and its checkpoint store.
+  engine::Result<std::unique_ptr<ExtensionSlot>> make_slot(Extension& ext,
+                                                           std::shared_ptr<const Manifest> version) {
+    auto slot = std::make_unique<ExtensionSlot>(ext, ext.next_number, version);
+    if (version->checkpoint_bytes > 0) {
+      auto store = engine::CheckpointStore::create(options.host.bus, version->id, ext.next_number,
+                                                   version->checkpoint_bytes);
+      if (!store) {
+        return tl::unexpected(Error{store.error().code, "extension '" + version->id +
+                                                            "': checkpoint: " +
+                                                            store.error().message});
+      }
+      slot->checkpoint = std::move(*store);
+    }
+    ++ext.next_number;
+    return slot;
+  }
+
+  // Adds a slot made by make_slot() to its extension and the route table (CREATED).
+  ExtensionSlot& adopt(Extension& ext, std::unique_ptr<ExtensionSlot> slot, std::string why) {
+    ExtensionSlot& added = *slot;
+    ext.slots.push_back(std::move(slot));
+    by_route.emplace(added.route, &added);
+    transition(added, LifecycleState::created, std::move(why));
+    return added;
+  }
+
+  // Instances replaced by a hot update or dropped by an A/B test, once their process is down.
+  void reap_replaced() {
+    for (auto& [id, ext] : extensions) {
+      auto& slots = ext->slots;
+      for (auto it = slots.begin(); it != slots.end();) {
+        ExtensionSlot& slot = **it;
+        if (!slot.replaced || slot.alive()) {
+          ++it;
+          continue;
+        }
+        if (slot.cgroup) slot.cgroup->remove();
+        by_route.erase(slot.route);
+        it = slots.erase(it);
+        ext->next_instance = 0;
+      }
+    }
+  }
+
+  // Ends an instance that is no longer wanted (its version replaced or dropped): stopped, then
+  // forgotten, never restarted.
+  void retire(ExtensionSlot& slot, const std::string& why) {
+    slot.replaced = true;
+    slot.remove_after_stop = true;
+    slot.serves = false;
+    slot.restart_pending = false;
+    if (slot.alive()) {
+      begin_kill(slot, ExtensionSlot::Ending::requested, why);
+    } else if (slot.state != LifecycleState::terminated) {
+      transition(slot, LifecycleState::terminated, why + " (was not running)");
+    }
+    wake_waiters();
+  }
+
   engine::Result<void> add(Manifest manifest) {
     if (shutting_down) return tl::unexpected(Error{Errc::unavailable, "supervisor is stopping"});
     if (extensions.count(manifest.id) != 0) {
       return tl::unexpected(Error{Errc::invalid_argument,
                                   "extension '" + manifest.id + "' is already supervised"});
     }
-    const LimitReport& r = cgroups.report();
-    if (manifest.limits.cpu_cores > 0 && r.cpu == LimitMechanism::none) {
-      return tl::unexpected(Error{Errc::unsupported,
-                                  "extension '" + manifest.id + "': limits.cpu_cores cannot be "
-                                  "enforced here (" + r.why + ")"});
-    }
+    if (auto limits = check_limits(manifest); !limits) return tl::unexpected(limits.error());
     auto ext = std::make_unique<Extension>();
     ext->manifest = std::make_shared<const Manifest>(std::move(manifest));
+    ext->counts[0].version = ext->manifest->version;
     for (int i = 0; i < ext->manifest->instances; ++i) {
-      auto slot = std::make_unique<ExtensionSlot>(*ext, i, *ext->manifest);
-      if (ext->manifest->checkpoint_bytes > 0) {
-        // After a host killed with -9 this carries its last committed checkpoint over.
-        auto store = engine::CheckpointStore::create(options.host.bus, ext->manifest->id, i,
-                                                     ext->manifest->checkpoint_bytes);
-        if (!store) {
-          return tl::unexpected(
-              Error{store.error().code,
-                    "extension '" + ext->manifest->id + "': checkpoint: " + store.error().message});
-        }
-        slot->checkpoint = std::move(*store);
-      }
-      ext->slots.push_back(std::move(slot));
+      // After a host killed with -9 this carries its last committed checkpoint over.
+      auto slot = make_slot(*ext, ext->manifest);
+      if (!slot) return tl::unexpected(std::move(slot.error()));
+      ext->slots.push_back(std::move(*slot));
     }
     for (auto& slot : ext->slots) by_route.emplace(slot->route, slot.get());
     Extension& added = *ext;
@@ -927,13 +1012,26 @@ struct Supervisor::Impl {
   // started, and the caller waits, unless no instance runs or is about to.
   RequestStep request_step(std::string_view id) {
     Extension* ext = find(id);
-    if (ext == nullptr) return {not_found(id), {}, {}};
+    if (ext == nullptr) return {not_found(id), {}, {}, {}};
     const std::size_t count = ext->slots.size();
+    // A/B: the version first (smooth weighted round robin over the versions that can take it),
+    // then round robin over that version's instances.
+    bool can[2] = {false, false};
+    for (const auto& slot : ext->slots) can[slot->candidate] |= takes_requests(*slot);
+    bool version = can[1] && !can[0];
+    if (ext->candidate && can[0] && can[1]) {
+      ext->credit[0] += 1 - ext->candidate_weight;
+      ext->credit[1] += ext->candidate_weight;
+      version = ext->credit[1] > ext->credit[0];
+      ext->credit[version] -= 1;
+    }
     for (std::size_t k = 0; k < count; ++k) {
-      ExtensionSlot& slot = *ext->slots[(ext->next_instance + k) % count];
-      if (slot.state == LifecycleState::healthy && slot.ending == ExtensionSlot::Ending::none) {
-        ext->next_instance = (static_cast<std::size_t>(slot.instance) + 1) % count;
-        return {std::nullopt, slot.route, {}};
+      const std::size_t index = (ext->next_instance + k) % count;
+      ExtensionSlot& slot = *ext->slots[index];
+      if (slot.candidate == version && takes_requests(slot)) {
+        ext->next_instance = (index + 1) % count;
+        ++ext->counts[version].requests;
+        return {std::nullopt, slot.route, slot.manifest->version, {}};
       }
     }
     const bool on_demand = ext->manifest->start == StartMode::on_demand;
@@ -955,9 +1053,256 @@ struct Supervisor::Impl {
       return {Error{Errc::unavailable,
                     "extension '" + ext->manifest->id + "' is not running (" + states + ")"},
               {},
+              {},
               {}};
     }
-    return {std::nullopt, {}, states};
+    return {std::nullopt, {}, {}, states};
+  }
+
+  // ---- hot update (Supervisor::update runs these steps from the caller's thread) ----
+
+  ExtensionSlot* slot_at(const std::string& route) {
+    auto it = by_route.find(route);
+    return it == by_route.end() ? nullptr : it->second;
+  }
+
+  engine::Result<void> check_limits(const Manifest& m) const {
+    const LimitReport& r = cgroups.report();
+    if (m.limits.cpu_cores > 0 && r.cpu == LimitMechanism::none) {
+      return tl::unexpected(Error{Errc::unsupported,
+                                  "extension '" + m.id + "': limits.cpu_cores cannot be "
+                                  "enforced here (" + r.why + ")"});
+    }
+    return {};
+  }
+
+  // The routes of the instances to replace, in order.
+  engine::Result<std::vector<std::string>> begin_update(std::shared_ptr<const Manifest> next) {
+    if (shutting_down) return tl::unexpected(Error{Errc::unavailable, "supervisor is stopping"});
+    Extension* ext = find(next->id);
+    if (ext == nullptr) return tl::unexpected(not_found(next->id));
+    if (ext->updating) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + next->id + "' is already being updated"});
+    }
+    if (ext->candidate) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + next->id + "' runs an A/B test (version " +
+                                      ext->candidate->version + "): end it first"});
+    }
+    if (auto limits = check_limits(*next); !limits) return tl::unexpected(limits.error());
+    ext->updating = true;
+    ext->update_to = std::move(next);
+    std::vector<std::string> routes;
+    for (const auto& slot : ext->slots) {
+      if (!slot->replaced) routes.push_back(slot->route);
+    }
+    return routes;
+  }
+
+  void end_update(const std::string& id, bool done) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return;
+    if (done) {
+      ext->manifest = ext->update_to;
+      ext->counts[0] = VersionCounters{};
+      ext->counts[0].version = ext->manifest->version;
+    }
+    ext->updating = false;
+    ext->update_to.reset();
+  }
+
+  // Starts the successor of `old_route` (serving nothing yet); its route.
+  engine::Result<std::string> start_successor(const std::string& id, const std::string& old_route) {
+    Extension* ext = find(id);
+    ExtensionSlot* old = slot_at(old_route);
+    if (ext == nullptr || old == nullptr) {
+      return tl::unexpected(Error{Errc::not_found, old_route + " is gone"});
+    }
+    auto made = make_slot(*ext, ext->update_to);
+    if (!made) return tl::unexpected(std::move(made.error()));
+    (*made)->serves = false;
+    (*made)->await_handover = old->alive();
+    const std::string change = old->manifest->version + " -> " + ext->update_to->version;
+    ExtensionSlot& next = adopt(*ext, std::move(*made), "update " + change + " of " + old_route);
+    if (old->state == LifecycleState::healthy) {
+      transition(*old, LifecycleState::updating, "update " + change + ": " + next.route +
+                                                     " starting");
+    }
+    spawn(next, "update " + change + " of " + old_route);
+    return next.route;
+  }
+
+  // nullopt while the successor is on its way; "" once HEALTHY; else why it will not be.
+  std::optional<std::string> successor_verdict(const std::string& route) {
+    ExtensionSlot* slot = slot_at(route);
+    if (slot == nullptr) return std::string("it is gone");
+    switch (slot->state) {
+      case LifecycleState::healthy: return std::string();
+      case LifecycleState::starting:
+      case LifecycleState::running:
+      case LifecycleState::created:
+        return std::nullopt;
+      default: return std::string(to_string(slot->state)) + ": " + slot->reason;
+    }
+  }
+
+  // Rolls an instance's update back: the successor goes, the predecessor serves again.
+  void roll_back(const std::string& old_route, const std::string& new_route,
+                 const std::string& why) {
+    if (ExtensionSlot* next = slot_at(new_route)) retire(*next, "update rolled back: " + why);
+    if (ExtensionSlot* old = slot_at(old_route)) {
+      old->serves = true;
+      if (old->state == LifecycleState::updating) {
+        transition(*old, LifecycleState::healthy, "update rolled back: " + why);
+      }
+      wake_waiters();
+    }
+  }
+
+  // From here requests wait for the successor; true if the predecessor runs (drain it).
+  bool stop_serving(const std::string& route) {
+    ExtensionSlot* old = slot_at(route);
+    if (old == nullptr) return false;
+    old->serves = false;
+    return old->alive() && old->hello;
+  }
+
+  engine::Result<void> carry_checkpoint(const std::string& old_route, const std::string& new_route) {
+    ExtensionSlot* old = slot_at(old_route);
+    ExtensionSlot* next = slot_at(new_route);
+    if (old == nullptr || next == nullptr) {
+      return tl::unexpected(Error{Errc::not_found, "an instance went away during the hand-over"});
+    }
+    if (!old->checkpoint || !next->checkpoint) return {};
+    auto last = old->checkpoint->latest();
+    if (!last) return tl::unexpected(last.error());
+    if (!*last) return {};
+    return next->checkpoint->carry_over(**last);
+  }
+
+  // The successor serves; the predecessor is stopped and forgotten.
+  void complete_handover(const std::string& old_route, const std::string& new_route) {
+    ExtensionSlot* next = slot_at(new_route);
+    ExtensionSlot* old = slot_at(old_route);
+    const std::string version = next != nullptr ? next->manifest->version : std::string("?");
+    if (next != nullptr) next->serves = true;
+    if (old != nullptr) retire(*old, "replaced by " + version + " (" + new_route + ")");
+    wake_waiters();
+  }
+
+  // ---- A/B ----
+
+  engine::Result<void> start_ab(std::shared_ptr<const Manifest> candidate, double weight) {
+    if (shutting_down) return tl::unexpected(Error{Errc::unavailable, "supervisor is stopping"});
+    Extension* ext = find(candidate->id);
+    if (ext == nullptr) return tl::unexpected(not_found(candidate->id));
+    if (ext->updating || ext->candidate) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + candidate->id + "' is being updated or already "
+                                  "runs an A/B test"});
+    }
+    if (candidate->version == ext->manifest->version) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "A/B of '" + candidate->id + "': the candidate has the same "
+                                  "version as the running one (" + candidate->version + ")"});
+    }
+    if (!(weight >= 0 && weight <= 1)) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "A/B weight must be between 0 and 1 (got " +
+                                      std::to_string(weight) + ")"});
+    }
+    if (auto limits = check_limits(*candidate); !limits) return tl::unexpected(limits.error());
+    std::vector<std::unique_ptr<ExtensionSlot>> made;
+    for (int i = 0; i < candidate->instances; ++i) {
+      auto slot = make_slot(*ext, candidate);
+      if (!slot) return tl::unexpected(std::move(slot.error()));
+      (*slot)->candidate = true;
+      made.push_back(std::move(*slot));
+    }
+    ext->candidate = candidate;
+    ext->candidate_weight = weight;
+    ext->credit[0] = ext->credit[1] = 0;
+    ext->counts[0] = VersionCounters{};
+    ext->counts[0].version = ext->manifest->version;
+    ext->counts[1] = VersionCounters{};
+    ext->counts[1].version = candidate->version;
+    ext->counts[1].candidate = true;
+    for (auto& slot : made) {
+      ExtensionSlot& added = adopt(*ext, std::move(slot),
+                                   "A/B candidate " + candidate->version + " (weight " +
+                                       std::to_string(weight) + ")");
+      if (candidate->start == StartMode::eager) spawn(added, "A/B candidate start");
+    }
+    return {};
+  }
+
+  engine::Result<void> set_ab_weight(std::string_view id, double weight) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return tl::unexpected(not_found(id));
+    if (!ext->candidate) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + std::string(id) + "' runs no A/B test"});
+    }
+    if (!(weight >= 0 && weight <= 1)) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "A/B weight must be between 0 and 1 (got " +
+                                      std::to_string(weight) + ")"});
+    }
+    ext->candidate_weight = weight;
+    ext->credit[0] = ext->credit[1] = 0;
+    return {};
+  }
+
+  engine::Result<void> end_ab(std::string_view id, AbOutcome keep) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return tl::unexpected(not_found(id));
+    if (!ext->candidate) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + std::string(id) + "' runs no A/B test"});
+    }
+    const bool keep_candidate = keep == AbOutcome::keep_candidate;
+    const std::string kept = keep_candidate ? ext->candidate->version : ext->manifest->version;
+    for (auto& slot : ext->slots) {
+      if (slot->replaced) continue;
+      if (slot->candidate != keep_candidate) {
+        retire(*slot, "A/B ended: " + kept + " kept");
+      } else {
+        slot->candidate = false;
+      }
+    }
+    if (keep_candidate) ext->manifest = ext->candidate;
+    ext->candidate.reset();
+    ext->counts[0] = ext->counts[keep_candidate];
+    ext->counts[0].candidate = false;
+    ext->counts[1] = VersionCounters{};
+    return {};
+  }
+
+  std::vector<VersionCounters> version_counters(std::string_view id) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return {};
+    std::vector<VersionCounters> all{ext->counts[0]};
+    if (ext->candidate) all.push_back(ext->counts[1]);
+    for (VersionCounters& v : all) {
+      v.weight = !ext->candidate ? 1.0 : v.candidate ? ext->candidate_weight
+                                                      : 1 - ext->candidate_weight;
+      v.instances = 0;
+      for (const auto& slot : ext->slots) {
+        v.instances += slot->candidate == v.candidate && !slot->replaced &&
+                       (slot->state == LifecycleState::healthy ||
+                        slot->state == LifecycleState::updating);
+      }
+    }
+    return all;
+  }
+
+  void count_reply(const std::string& id, const std::string& version, bool failed) {
+    Extension* ext = find(id);
+    if (ext == nullptr || !failed) return;
+    for (VersionCounters& v : ext->counts) {
+      if (v.version == version) ++v.errors;
+    }
   }
 
   void begin_shutdown() {
@@ -970,7 +1315,7 @@ struct Supervisor::Impl {
 
   ExtensionFigures figures_of(const ExtensionSlot& slot,
                               const std::map<std::string, controlplane::PeerInfo>& peers) const {
-    const Manifest& m = *slot.extension.manifest;
+    const Manifest& m = *slot.manifest;
     ExtensionFigures f;
     f.extension = m.id;
     f.instance = slot.instance;
@@ -1191,7 +1536,11 @@ engine::Result<std::string> Supervisor::request(std::string_view extension, std:
     const auto left = std::chrono::ceil<milliseconds>(deadline - Steady::now());
     if (!step.route.empty()) {
       if (left.count() <= 0) break;
-      return impl->host->request(step.route, method, std::move(payload_json), left).get();
+      auto reply = impl->host->request(step.route, method, std::move(payload_json), left).get();
+      impl->post([impl, id, version = step.version, failed = !reply] {
+        impl->count_reply(id, version, failed);
+      });
+      return reply;
     }
     std::unique_lock lock(impl->transitions_mutex);
     if (!impl->transitions_changed.wait_until(lock, deadline,
@@ -1205,6 +1554,110 @@ engine::Result<std::string> Supervisor::request(std::string_view extension, std:
   return tl::unexpected(Error{Errc::unavailable, "extension '" + id +
                                                      "': no instance HEALTHY within " +
                                                      std::to_string(timeout.count()) + " ms"});
+}
+
+engine::Result<void> Supervisor::update(Manifest next, std::chrono::milliseconds timeout) {
+  Impl* impl = impl_.get();
+  if (impl->on_supervisor_thread()) {
+    return tl::unexpected(Error{Errc::invalid_argument,
+                                "update() from a lifecycle callback cannot wait for it"});
+  }
+  auto version = std::make_shared<const Manifest>(std::move(next));
+  const std::string id = version->id;
+  auto routes = impl->call([impl, version] { return impl->begin_update(version); });
+  if (!routes) return tl::unexpected(routes.error());
+  for (const std::string& old_route : *routes) {
+    const auto deadline = Steady::now() + timeout;
+    const auto left = [&] {
+      return std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Steady::now()));
+    };
+    auto started = impl->call([impl, &id, &old_route] {
+      return impl->start_successor(id, old_route);
+    });
+    const auto fail = [&](const std::string& new_route, const std::string& why) {
+      impl->call([&] {
+        impl->roll_back(old_route, new_route, why);
+        impl->end_update(id, false);
+      });
+      return tl::unexpected(Error{Errc::unavailable, "update of " + old_route + " to " +
+                                                         version->version + " failed: " + why +
+                                                         "; " + old_route + " serves on"});
+    };
+    if (!started) return fail("", started.error().message);
+    const std::string new_route = *started;
+    // 1. The successor comes up next to its predecessor.
+    for (;;) {
+      std::uint64_t seen = 0;
+      {
+        std::lock_guard lock(impl->transitions_mutex);
+        seen = impl->transitions;
+      }
+      const auto verdict = impl->call([impl, &new_route] {
+        return impl->successor_verdict(new_route);
+      });
+      if (verdict && verdict->empty()) break;
+      if (verdict) return fail(new_route, new_route + " " + *verdict);
+      std::unique_lock lock(impl->transitions_mutex);
+      if (!impl->transitions_changed.wait_until(lock, deadline,
+                                                [&] { return impl->transitions != seen; })) {
+        lock.unlock();  // the rollback's transitions take it
+        return fail(new_route, new_route + " not HEALTHY within " +
+                                   std::to_string(timeout.count()) + " ms");
+      }
+    }
+    // 2. The hand-over: drain the predecessor, carry its checkpoint, resume the successor.
+    const bool drain = impl->call([impl, &old_route] { return impl->stop_serving(old_route); });
+    std::string positions = "{}";
+    if (drain) {
+      auto drained = impl->host->request(old_route, kDrainMethod, "{}", left()).get();
+      if (!drained) {
+        // It may have stopped taking samples before it failed: let it take them again.
+        impl->host->request(old_route, kResumeMethod, "{}", left()).get();
+        return fail(new_route, old_route + " did not drain: " + drained.error().message);
+      }
+      positions = drained->empty() ? "{}" : *drained;
+    }
+    auto carried = impl->call([impl, &old_route, &new_route] {
+      return impl->carry_checkpoint(old_route, new_route);
+    });
+    auto resumed = carried ? impl->host->request(new_route, kResumeMethod, positions, left()).get()
+                           : engine::Result<std::string>(tl::unexpected(carried.error()));
+    if (!resumed) {
+      if (drain) impl->host->request(old_route, kResumeMethod, "{}", left()).get();
+      return fail(new_route, (carried ? new_route + " did not resume: "
+                                      : std::string("checkpoint hand-over: ")) +
+                                 resumed.error().message);
+    }
+    // 3. The successor serves; the predecessor goes.
+    impl->call([impl, &old_route, &new_route] { impl->complete_handover(old_route, new_route); });
+  }
+  impl->call([impl, &id] { impl->end_update(id, true); });
+  return {};
+}
+
+engine::Result<void> Supervisor::start_ab(Manifest candidate, double candidate_weight) {
+  return impl_->call([impl = impl_.get(),
+                      m = std::make_shared<const Manifest>(std::move(candidate)),
+                      candidate_weight] { return impl->start_ab(m, candidate_weight); });
+}
+
+engine::Result<void> Supervisor::set_ab_weight(std::string_view extension,
+                                               double candidate_weight) {
+  return impl_->call([impl = impl_.get(), id = std::string(extension), candidate_weight] {
+    return impl->set_ab_weight(id, candidate_weight);
+  });
+}
+
+engine::Result<void> Supervisor::end_ab(std::string_view extension, AbOutcome keep) {
+  return impl_->call([impl = impl_.get(), id = std::string(extension), keep] {
+    return impl->end_ab(id, keep);
+  });
+}
+
+std::vector<VersionCounters> Supervisor::version_counters(std::string_view extension) const {
+  return impl_->call([impl = impl_.get(), id = std::string(extension)] {
+    return impl->version_counters(id);
+  });
 }
 
 std::vector<ExtensionFigures> Supervisor::figures() const {

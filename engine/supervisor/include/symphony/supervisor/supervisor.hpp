@@ -98,6 +98,18 @@ struct ExtensionFigures {
   std::filesystem::path log_file;
 };
 
+// A/B: requests routed to each version of an extension running side by side.
+struct VersionCounters {
+  std::string version;
+  bool candidate = false;  // the version start_ab() added (else the baseline)
+  double weight = 0;       // its share of requests, 0-1
+  int instances = 0;       // its instances that are HEALTHY now
+  std::uint64_t requests = 0;  // routed to it by request()
+  std::uint64_t errors = 0;    // of those, answered with an error (or failed in flight)
+};
+
+enum class AbOutcome : std::uint8_t { keep_baseline, keep_candidate };
+
 class Supervisor {
  public:
   static engine::Result<std::unique_ptr<Supervisor>> start(SupervisorOptions options);
@@ -130,6 +142,30 @@ class Supervisor {
   // lifecycle callback (it would wait for the thread that runs it).
   engine::Result<std::string> request(std::string_view extension, std::string_view method,
                                       std::string payload_json, std::chrono::milliseconds timeout);
+
+  // Hot update: replaces every instance of the running extension `next.id` by one of `next`
+  // (another version, binary, args or limits), one instance at a time, without a gap in
+  // service: the new process starts next to the old one (UPDATING), waits to be HEALTHY, takes
+  // over requests, then the hand-over of lifecycle.hpp (drain the old one, carry its last
+  // checkpoint over, resume the new one at the old one's topic positions) makes every sample
+  // of a `block` topic processed exactly once, by old or new; then the old one is stopped.
+  // New instances get new instance numbers (an instance number is never reused within a
+  // supervisor). On any failure before the hand-over — the new one not HEALTHY within
+  // `timeout`, dead, or its checkpoint capacity too small — it is stopped and the old one goes
+  // back to HEALTHY (a rollback, nothing lost), and the error says why. Not while an A/B test
+  // runs on the extension. Blocks the caller; not from a lifecycle callback.
+  engine::Result<void> update(Manifest next, std::chrono::milliseconds timeout);
+
+  // A/B: starts `candidate.instances` instances of another version of the running extension
+  // `candidate.id` next to it; request() then sends `candidate_weight` (0-1) of the requests to
+  // the candidate (a smooth weighted round robin: the split is exact to one request at any
+  // point), the rest to the baseline, each counted per version. Topics: both versions subscribe
+  // as their manifests say. end_ab() keeps one version and stops the other's instances.
+  engine::Result<void> start_ab(Manifest candidate, double candidate_weight);
+  engine::Result<void> set_ab_weight(std::string_view extension, double candidate_weight);
+  engine::Result<void> end_ab(std::string_view extension, AbOutcome keep);
+  // One entry per version running (the baseline first); empty for an unknown extension.
+  std::vector<VersionCounters> version_counters(std::string_view extension) const;
 
   // The last checkpoint the instance committed (nothing if none yet); not_found for an unknown
   // instance, invalid_argument if its manifest asks for no checkpoint.
