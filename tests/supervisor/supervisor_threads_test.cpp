@@ -118,5 +118,49 @@ TEST_F(SupervisorThreads, RequestsFromManyThreadsWhileOnDemandInstancesComeAndGo
   supervisor_.reset();
 }
 
+// Updates and A/B tests driven from one thread while others send requests and read figures and
+// counters: every update returns (done or rolled back), every request is answered.
+TEST_F(SupervisorThreads, UpdatesAndABWhileOtherThreadsCallIn) {
+  start();
+  add(manifest("svc", {"--label", "v0"}));
+  std::atomic<bool> running{true};
+  std::atomic<std::uint64_t> answered{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 2; ++t) {
+    callers.emplace_back([&] {
+      while (running.load()) {
+        auto reply = supervisor_->request("svc", "whoami", "{}", 30s);
+        (reply ? answered : failed).fetch_add(1);
+      }
+    });
+  }
+  callers.emplace_back([&] {
+    while (running.load()) {
+      (void)supervisor_->figures();
+      (void)supervisor_->version_counters("svc");
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  const int rounds = static_cast<int>(std::max<std::uint64_t>(scaled(4), 2));
+  for (int i = 1; i <= rounds; ++i) {
+    auto next = manifest("svc", {"--label", "v" + std::to_string(i)});
+    next.version = std::to_string(i) + ".0.0";
+    auto updated = supervisor_->update(next, 30s);
+    EXPECT_TRUE(updated) << updated.error().message;
+    auto candidate = manifest("svc", {"--label", "candidate"});
+    candidate.version = std::to_string(i) + ".1.0";
+    ASSERT_TRUE(supervisor_->start_ab(candidate, 0.5));
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(supervisor_->end_ab("svc", i % 2 ? supervisor::AbOutcome::keep_baseline
+                                                 : supervisor::AbOutcome::keep_candidate));
+  }
+  running = false;
+  for (auto& thread : callers) thread.join();
+  EXPECT_GT(answered.load(), 0u);
+  EXPECT_EQ(failed.load(), 0u);
+  supervisor_.reset();
+}
+
 }  // namespace
 }  // namespace symphony::test

@@ -214,6 +214,10 @@ struct ExtensionSlot {
   bool candidate = false;       // A/B: an instance of the candidate version
   bool await_handover = false;  // a successor: started with kEnvAwaitHandover
   bool replaced = false;        // dropped from its extension once its process is down
+  int requests_in_flight = 0;   // sent to it by request(), not answered yet
+  // Retired while requests were in flight: stopped once they are answered, or at this time.
+  std::string retire_reason;
+  Steady::time_point retire_at = Steady::time_point::max();
 
   RestartTracker tracker;
   bool restart_pending = false;
@@ -756,6 +760,7 @@ struct Supervisor::Impl {
     for (auto& [route, slot_ptr] : by_route) {
       ExtensionSlot& slot = *slot_ptr;
       if (slot.alive() && slot.escalate_at <= now) escalate(slot);
+      finish_retiring(slot, now);
       if (slot.alive() && slot.state == LifecycleState::running && slot.start_deadline <= now) {
         begin_kill(slot, ExtensionSlot::Ending::hang,
                    "start timeout: not HEALTHY " +
@@ -766,7 +771,9 @@ struct Supervisor::Impl {
       if (slot.restart_pending && !shutting_down && slot.restart_at <= policy_now) {
         spawn(slot, "restart after backoff");
       }
-      if (slot.alive()) next = std::min({next, slot.escalate_at, slot.start_deadline});
+      if (slot.alive()) {
+        next = std::min({next, slot.escalate_at, slot.start_deadline, slot.retire_at});
+      }
     }
     for (auto& [id, ext] : extensions) {
       if (const auto idle_at = idle_deadline(*ext)) {
@@ -917,12 +924,24 @@ struct Supervisor::Impl {
     slot.remove_after_stop = true;
     slot.serves = false;
     slot.restart_pending = false;
-    if (slot.alive()) {
+    if (slot.alive() && slot.requests_in_flight > 0) {
+      // Its requests in flight are answered first (bounded by stop_grace).
+      slot.retire_reason = why;
+      slot.retire_at = Steady::now() + options.stop_grace;
+    } else if (slot.alive()) {
       begin_kill(slot, ExtensionSlot::Ending::requested, why);
     } else if (slot.state != LifecycleState::terminated) {
       transition(slot, LifecycleState::terminated, why + " (was not running)");
     }
     wake_waiters();
+  }
+
+  // A retired instance whose requests are answered (or which waited long enough) stops now.
+  void finish_retiring(ExtensionSlot& slot, Steady::time_point now) {
+    if (slot.retire_reason.empty() || (slot.requests_in_flight > 0 && now < slot.retire_at)) return;
+    const std::string why = std::exchange(slot.retire_reason, std::string());
+    slot.retire_at = Steady::time_point::max();
+    if (slot.alive()) begin_kill(slot, ExtensionSlot::Ending::requested, why);
   }
 
   engine::Result<void> add(Manifest manifest) {
@@ -1031,6 +1050,7 @@ struct Supervisor::Impl {
       if (slot.candidate == version && takes_requests(slot)) {
         ext->next_instance = (index + 1) % count;
         ++ext->counts[version].requests;
+        ++slot.requests_in_flight;
         return {std::nullopt, slot.route, slot.manifest->version, {}};
       }
     }
@@ -1297,7 +1317,12 @@ struct Supervisor::Impl {
     return all;
   }
 
-  void count_reply(const std::string& id, const std::string& version, bool failed) {
+  void count_reply(const std::string& id, const std::string& route, const std::string& version,
+                   bool failed) {
+    if (ExtensionSlot* slot = slot_at(route)) {
+      --slot->requests_in_flight;
+      finish_retiring(*slot, Steady::now());
+    }
     Extension* ext = find(id);
     if (ext == nullptr || !failed) return;
     for (VersionCounters& v : ext->counts) {
@@ -1535,10 +1560,14 @@ engine::Result<std::string> Supervisor::request(std::string_view extension, std:
     if (step.error) return tl::unexpected(std::move(*step.error));
     const auto left = std::chrono::ceil<milliseconds>(deadline - Steady::now());
     if (!step.route.empty()) {
-      if (left.count() <= 0) break;
-      auto reply = impl->host->request(step.route, method, std::move(payload_json), left).get();
-      impl->post([impl, id, version = step.version, failed = !reply] {
-        impl->count_reply(id, version, failed);
+      auto reply = left.count() > 0
+                       ? impl->host->request(step.route, method, std::move(payload_json), left).get()
+                       : engine::Result<std::string>(tl::unexpected(Error{
+                             Errc::unavailable, "extension '" + id + "': no instance HEALTHY "
+                                                "within " + std::to_string(timeout.count()) +
+                                                " ms"}));
+      impl->post([impl, id, route = step.route, version = step.version, failed = !reply] {
+        impl->count_reply(id, route, version, failed);
       });
       return reply;
     }
