@@ -541,6 +541,43 @@ TEST_F(HandoverTest, ResumeAfterDrainRollsBackToThePredecessor) {
   for (std::uint64_t i = 0; i < kSamples; ++i) ASSERT_EQ(a[i], i);
 }
 
+// The same, driven by the supervisor's own hot update (Supervisor::update): it starts the
+// successor with SYMPHONY_AWAIT_HANDOVER=1, drains, carries the checkpoint, resumes, stops the
+// predecessor. The SDK does the extension side with no code from the author.
+TEST_F(HandoverTest, SupervisorUpdateHandsOverEverySampleExactlyOnce) {
+  constexpr std::uint64_t kSamples = 3000;
+  open_topic();
+  const fs::path file_a = dir_ / "a.txt", file_b = dir_ / "b.txt";
+  add(recorder("ho", file_a, false));
+  healthy("ho");
+  publish(kSamples);
+  wait_count("ho", 500);
+  auto next = recorder("ho", file_b, false);
+  next.version = "2.0.0";
+  auto updated = supervisor_->update(next, 30s);
+  ASSERT_TRUE(updated) << updated.error().message;
+  publisher_thread_.join();
+  EXPECT_EQ(published_.load(), kSamples);
+  const auto began = std::chrono::steady_clock::now();
+  while (read_numbers(file_a).size() + read_numbers(file_b).size() < kSamples &&
+         std::chrono::steady_clock::now() - began < 30s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  auto state = JsonReader::parse(request("ho", "counts"));
+  ASSERT_TRUE(state);
+  const auto a = read_numbers(file_a), b = read_numbers(file_b);
+  EXPECT_EQ(state->integer("restored"), static_cast<std::int64_t>(a.size()));
+  std::vector<std::uint64_t> all = a;
+  all.insert(all.end(), b.begin(), b.end());
+  ASSERT_EQ(all.size(), kSamples) << "duplicates or losses (old " << a.size() << ", new "
+                                  << b.size() << ")";
+  for (std::uint64_t i = 0; i < kSamples; ++i) ASSERT_EQ(all[i], i) << "at " << i;
+  const auto all_figures = supervisor_->figures();
+  EXPECT_TRUE(std::any_of(all_figures.begin(), all_figures.end(), [](const auto& f) {
+    return f.extension == "ho" && f.version == "2.0.0";
+  }));
+}
+
 TEST_F(HandoverTest, DrainIsRefusedByAnInstanceAwaitingAHandOver) {
   add(recorder("ho-b", dir_ / "b.txt", true));
   healthy("ho-b");
