@@ -24,7 +24,7 @@ using cli::AdminServer;
 using controlplane::JsonObject;
 using controlplane::JsonReader;
 
-class AdminTest : public ::testing::Test {
+class CliAdminTest : public ::testing::Test {
  protected:
   void SetUp() override {
     static std::atomic<int> counter{0};
@@ -50,7 +50,7 @@ class AdminTest : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(AdminTest, AnswersWithTheTokenAndRefusesWithoutIt) {
+TEST_F(CliAdminTest, AnswersWithTheTokenAndRefusesWithoutIt) {
   auto server = AdminServer::start({.bus = bus_, .runtime_dir = {}}, echo());
   ASSERT_TRUE(server) << server.error().message;
   struct stat st {};
@@ -77,7 +77,7 @@ TEST_F(AdminTest, AnswersWithTheTokenAndRefusesWithoutIt) {
   EXPECT_EQ((*server)->refused(), 1u);
 }
 
-TEST_F(AdminTest, OneHostPerBusAndItsFilesGoWithIt) {
+TEST_F(CliAdminTest, OneHostPerBusAndItsFilesGoWithIt) {
   {
     auto first = AdminServer::start({.bus = bus_, .runtime_dir = {}}, echo());
     ASSERT_TRUE(first) << first.error().message;
@@ -95,7 +95,7 @@ TEST_F(AdminTest, OneHostPerBusAndItsFilesGoWithIt) {
   ASSERT_TRUE(again) << again.error().message;
 }
 
-TEST_F(AdminTest, NoHostAndAStaleTokenAreNoHost) {
+TEST_F(CliAdminTest, NoHostAndAStaleTokenAreNoHost) {
   auto none = AdminClient::connect(bus_);
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().failure, AdminFailure::no_host);
@@ -116,7 +116,7 @@ TEST_F(AdminTest, NoHostAndAStaleTokenAreNoHost) {
   EXPECT_TRUE(client->call("hello"));
 }
 
-TEST_F(AdminTest, AHostThatDoesNotAnswerTimesOut) {
+TEST_F(CliAdminTest, AHostThatDoesNotAnswerTimesOut) {
   auto server =
       AdminServer::start({.bus = bus_, .runtime_dir = {}},
                          [](const std::string&, const JsonReader&) -> engine::Result<std::string> {

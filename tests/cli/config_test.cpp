@@ -48,7 +48,7 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-class ConfigTest : public ::testing::Test {
+class CliConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
@@ -82,7 +82,7 @@ class ConfigTest : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(ConfigTest, GeneratedDefaultParsesToTheDefaults) {
+TEST_F(CliConfigTest, GeneratedDefaultParsesToTheDefaults) {
   auto config = cli::parse_config(cli::default_config_text("plant"), dir_, "gen.toml");
   ASSERT_TRUE(config) << config.error().message();
   const HostConfig defaults;
@@ -101,7 +101,7 @@ TEST_F(ConfigTest, GeneratedDefaultParsesToTheDefaults) {
   EXPECT_EQ(empty->bus, "default");
 }
 
-TEST_F(ConfigTest, EveryRefusalNamesItsKey) {
+TEST_F(CliConfigTest, EveryRefusalNamesItsKey) {
   EXPECT_EQ(refused("bsu = \"x\"\n").key, "bsu");
   EXPECT_EQ(refused("bus = \"no spaces\"\n").key, "bus");
   EXPECT_EQ(refused("bus = 3\n").key, "bus");
@@ -120,13 +120,13 @@ TEST_F(ConfigTest, EveryRefusalNamesItsKey) {
             "600000 (got 1)");
 }
 
-TEST_F(ConfigTest, BadTomlSaysWhere) {
+TEST_F(CliConfigTest, BadTomlSaysWhere) {
   const ConfigError e = refused("bus = \"a\"\n[supervisor\n");
   EXPECT_TRUE(e.key.empty());
   EXPECT_NE(e.reason.find("line 2"), std::string::npos) << e.reason;
 }
 
-TEST_F(ConfigTest, InlineExtensionsAreManifestsAndTheirErrorsNameTheField) {
+TEST_F(CliConfigTest, InlineExtensionsAreManifestsAndTheirErrorsNameTheField) {
   auto config = cli::parse_config(
       extension_table("one", "args = [\"--print-lines\", \"2\"]\nlimits = { memory_mib = 64 }\n") +
           extension_table("two", "restart = { policy = \"backoff\", initial_ms = 50 }\n"),
@@ -148,7 +148,7 @@ TEST_F(ConfigTest, InlineExtensionsAreManifestsAndTheirErrorsNameTheField) {
   EXPECT_EQ(refused(extension_table("a") + extension_table("a")).key, "extension[1].id");
 }
 
-TEST_F(ConfigTest, ManifestFilesResolveAgainstTheConfigFolderAndTheirErrorsNameTheFile) {
+TEST_F(CliConfigTest, ManifestFilesResolveAgainstTheConfigFolderAndTheirErrorsNameTheFile) {
   write("ext/good.json", std::string(R"({"id":"good","version":"2.0","executable":")") +
                              SYMPHONY_TEST_EXTENSION + "\"}");
   write("ext/bad.json", std::string(R"({"id":"bad","version":"2.0","executable":")") +
@@ -172,7 +172,7 @@ TEST_F(ConfigTest, ManifestFilesResolveAgainstTheConfigFolderAndTheirErrorsNameT
   EXPECT_FALSE(cli::load_config(dir_ / "nothing-here.toml"));
 }
 
-TEST_F(ConfigTest, DefaultLimitsApplyWhereTheManifestSetsNone) {
+TEST_F(CliConfigTest, DefaultLimitsApplyWhereTheManifestSetsNone) {
   auto config =
       cli::parse_config("[limits]\nmemory_mib = 128\ncpu_cores = 0.5\n" + extension_table("plain") +
                             extension_table("own", "limits = { memory_mib = 32 }\n"),
@@ -184,7 +184,7 @@ TEST_F(ConfigTest, DefaultLimitsApplyWhereTheManifestSetsNone) {
   EXPECT_EQ(config->extensions[1].limits.cpu_cores, 0.5);
 }
 
-TEST_F(ConfigTest, SearchOrderFlagThenEnvThenWorkingDirThenUserDir) {
+TEST_F(CliConfigTest, SearchOrderFlagThenEnvThenWorkingDirThenUserDir) {
   const fs::path flag = write("flag.toml", "");
   const fs::path from_env = write("env.toml", "");
   write("xdg/symphony/symphony.toml", "");
