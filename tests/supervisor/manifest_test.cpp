@@ -64,8 +64,10 @@ TEST(Manifest, CompleteManifestParsesEveryField) {
   EXPECT_EQ(m->subscribes[0].overflow, symphony::engine::Overflow::discard_oldest);
   EXPECT_EQ(m->subscribes[0].history, 2u);
   EXPECT_EQ(declared_topics_json(*m),
-            R"({"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"iceoryx"}],)"
-            R"("subscribe":[{"name":"commands","type":"bytes","transport":"native"}]})");
+            R"({"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"iceoryx",)"
+            R"("qos":{"depth":64,"overflow":"block","history":0}}],)"
+            R"("subscribe":[{"name":"commands","type":"bytes","transport":"native",)"
+            R"("qos":{"depth":8,"overflow":"discard-oldest","history":2}}]})");
 }
 
 TEST(Manifest, MinimalManifestGetsTheDefaults) {

@@ -210,8 +210,10 @@ TEST_F(SupervisorRuntimeTest, TheChildSeesItsDeclaredTopics) {
   auto reply = JsonReader::parse(call("topical", "topics"));
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->string("topics"),
-            R"({"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"iceoryx"}],)"
-            R"("subscribe":[{"name":"commands","type":"bytes","transport":"native"}]})");
+            R"({"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"iceoryx",)"
+            R"("qos":{"depth":64,"overflow":"block","history":0}}],)"
+            R"("subscribe":[{"name":"commands","type":"bytes","transport":"native",)"
+            R"("qos":{"depth":64,"overflow":"block","history":0}}]})");
 }
 
 // Entries of /dev/shm that belong to `bus`.

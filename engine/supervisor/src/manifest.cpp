@@ -490,6 +490,11 @@ std::string declared_topics_json(const Manifest& manifest) {
                   .add("name", topic.name)
                   .add("type", topic.type)
                   .add("transport", engine::to_string(topic.transport))
+                  .add_raw("qos", controlplane::JsonObject()
+                                      .add("depth", std::uint64_t{topic.depth})
+                                      .add("overflow", engine::to_string(topic.overflow))
+                                      .add("history", std::uint64_t{topic.history})
+                                      .str())
                   .str();
     }
     return json + "]";

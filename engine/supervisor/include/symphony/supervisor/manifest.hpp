@@ -89,7 +89,8 @@ struct TopicDeclaration {
 inline constexpr std::int64_t kMaxCheckpointBytes = std::int64_t{1} << 30;
 
 // The environment variable that carries the declared topics to the extension process, as JSON:
-//   {"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"native"}],
+//   {"publish":[{"name":"sensors/temp","type":"plant.Reading","transport":"native",
+//                "qos":{"depth":64,"overflow":"block","history":0}}],
 //    "subscribe":[...]}
 // The extension SDK refuses a topic that is not declared there (a guard against bugs, not a
 // security boundary: everything runs as one user).
