@@ -285,12 +285,22 @@ std::pair<std::string, int> split_id(const std::string& text, int instance) {
   return {text.substr(0, slash), std::atoi(text.c_str() + slash + 1)};
 }
 
-int cmd_ext_verb(const Globals& g, const std::string& verb, const std::string& id) {
+int cmd_ext_verb(const Globals& g, const std::string& verb, const std::string& id,
+                 const std::string& manifest = {}, double timeout_s = 30) {
   std::string bus;
   auto client = connect(g, &bus);
   if (!client) return fail(client.error().code, client.error().message);
-  auto reply =
-      call(*client, bus, "ext." + verb, JsonObject().add("id", id).str(), std::chrono::seconds(60));
+  JsonObject args;
+  args.add("id", id);
+  if (verb == "update") {
+    std::error_code ec;
+    if (!fs::is_regular_file(manifest, ec)) return fail(kExitFailed, "no manifest " + manifest);
+    args.add("manifest", fs::absolute(manifest, ec).string())
+        .add("timeout_ms", static_cast<std::int64_t>(timeout_s * 1000));
+  }
+  auto reply = call(
+      *client, bus, "ext." + verb, args.str(),
+      std::chrono::seconds(60) + std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
   if (!reply) return fail(reply.error().code, reply.error().message);
   if (g.json) {
     std::printf("%s\n", reply->c_str());
@@ -298,9 +308,10 @@ int cmd_ext_verb(const Globals& g, const std::string& verb, const std::string& i
   }
   auto body = JsonReader::parse(*reply);
   std::printf("%s %s\n",
-              verb == "stop"    ? "stopped"
-              : verb == "start" ? "started"
-                                : "restarted",
+              verb == "stop"     ? "stopped"
+              : verb == "start"  ? "started"
+              : verb == "update" ? "updated"
+                                 : "restarted",
               id.c_str());
   if (body)
     std::fputs(extension_table(body->raw("instances").value_or("[]"), true).c_str(), stdout);
@@ -565,6 +576,20 @@ int main(int argc, char** argv) {
     sub->add_flag("--json", g.json, "The instances after the command, as JSON");
     verbs.emplace_back(verb, sub);
   }
+  auto* ext_update = ext->add_subcommand(
+      "update",
+      "Hot update: replace every instance by the manifest's version, without a gap "
+      "(rolled back if the new one is not HEALTHY in time)");
+  std::string update_manifest;
+  double update_timeout = 30;
+  ext_update->add_option("ID", ext_id, "Extension id")->required();
+  ext_update->add_option("--manifest", update_manifest, "The new version's manifest (JSON)")
+      ->required();
+  ext_update
+      ->add_option("--timeout", update_timeout,
+                   "Seconds for the new version to become HEALTHY (30)")
+      ->check(CLI::PositiveNumber);
+  ext_update->add_flag("--json", g.json, "The instances after the update, as JSON");
   auto* ext_logs = ext->add_subcommand("logs", "An instance's log (stdout and stderr, captured)");
   int lines = 50;
   int instance = 0;
@@ -662,6 +687,9 @@ int main(int argc, char** argv) {
   if (ext_list->parsed()) return cmd_ext_list(g);
   for (const auto& [verb, sub] : verbs) {
     if (sub->parsed()) return cmd_ext_verb(g, verb, ext_id);
+  }
+  if (ext_update->parsed()) {
+    return cmd_ext_verb(g, "update", ext_id, update_manifest, update_timeout);
   }
   if (ext_logs->parsed()) return cmd_ext_logs(g, ext_id, instance, lines, follow);
   if (topic_list->parsed()) return cmd_topic_list(g, window_s);

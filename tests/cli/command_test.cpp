@@ -312,6 +312,39 @@ TEST_F(CliCommandTest, LogsShowWhatTheExtensionPrintedAndFollowShowsMore) {
   EXPECT_EQ(follow.wait(10s * kSlow), 0) << follow.err();
 }
 
+TEST_F(CliCommandTest, UpdateReplacesTheExtensionByItsNextVersion) {
+  ASSERT_NO_FATAL_FAILURE(up(config()));
+  const auto before = instance(verb({"ext", "list", "--json"}).out, "filed");
+  ASSERT_TRUE(before);
+  const fs::path next =
+      write("filed-next.json", std::string(R"({"id":"filed","version":"3.2.0","executable":")") +
+                                   SYMPHONY_TEST_EXTENSION + "\"}");
+  Result updated = verb({"ext", "update", "filed", "--manifest", next.string(), "--json"});
+  ASSERT_EQ(updated.code, 0) << updated.err;
+  auto body = JsonReader::parse(updated.out);
+  ASSERT_TRUE(body) << updated.out;
+  auto items = cli::json_array_items(body->raw("instances").value_or("[]"));
+  ASSERT_TRUE(items);
+  int healthy_new = 0;
+  for (const auto& item : *items) {
+    auto f = JsonReader::parse(item);
+    if (f->string("state") == "HEALTHY") {
+      EXPECT_EQ(f->string("version"), "3.2.0") << updated.out;
+      EXPECT_NE(f->integer("pid"), before->integer("pid"));
+      ++healthy_new;
+    }
+  }
+  EXPECT_EQ(healthy_new, 1) << updated.out;
+  // A manifest of another extension is refused, and nothing changes.
+  const fs::path other =
+      write("other.json", std::string(R"({"id":"other","version":"1","executable":")") +
+                              SYMPHONY_TEST_EXTENSION + "\"}");
+  Result refused = verb({"ext", "update", "filed", "--manifest", other.string()});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_NE(refused.err.find("is for extension 'other', not 'filed'"), std::string::npos)
+      << refused.err;
+}
+
 TEST_F(CliCommandTest, ErrorsExitNonZeroWithOneLineReasons) {
   // No host running.
   Result none = verb({"ext", "list"});

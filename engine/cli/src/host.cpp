@@ -184,6 +184,34 @@ struct Host::Impl {
           .add_raw("instances", figures_array(instances_of(*id)))
           .str();
     }
+    if (method == "ext.update") {
+      auto id = extension_arg(args);
+      if (!id) return tl::unexpected(id.error());
+      const std::string file = args.string("manifest").value_or("");
+      if (file.empty()) return tl::unexpected(Error{Errc::invalid_argument, "missing 'manifest'"});
+      auto next = supervisor::load_manifest(file);
+      if (!next) return tl::unexpected(Error{Errc::invalid_argument, next.error().message()});
+      if (next->id != *id) {
+        return tl::unexpected(Error{
+            Errc::invalid_argument,
+            "manifest '" + file + "' is for extension '" + next->id + "', not '" + *id + "'"});
+      }
+      // The config's default limits apply to the new version as to the first.
+      if (next->limits.memory_bytes == 0) {
+        next->limits.memory_bytes = config.default_limits.memory_bytes;
+      }
+      if (next->limits.cpu_cores == 0) next->limits.cpu_cores = config.default_limits.cpu_cores;
+      const auto timeout = std::chrono::milliseconds(args.integer("timeout_ms").value_or(30'000));
+      if (auto updated = supervisor->update(std::move(*next), timeout); !updated) {
+        return tl::unexpected(Error{updated.error().code,
+                                    "update of '" + *id + "' failed: " + updated.error().message});
+      }
+      settle(*id, config.stop_grace + config.kill_grace + std::chrono::seconds(10));
+      return JsonObject()
+          .add("extension", *id)
+          .add_raw("instances", figures_array(instances_of(*id)))
+          .str();
+    }
     if (method == "ext.logs") {
       auto id = extension_arg(args);
       if (!id) return tl::unexpected(id.error());

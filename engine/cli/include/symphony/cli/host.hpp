@@ -7,6 +7,9 @@
 //                                    extensions, admin}
 //   ext.list                        {extensions:[<instance>...]}      (figures of every instance)
 //   ext.start|ext.stop|ext.restart  {id}  -> {extension, instances:[<instance>...]}
+//   ext.update                      {id, manifest (a path the host can read), timeout_ms?}
+//                                   -> {extension, instances:[...]}  (Supervisor::update: hot
+//                                   update, rolled back on failure; the error says why)
 //   ext.logs                        {id, instance?, lines?} -> {extension, instance, file,
 //                                    rotated, text}   (the last `lines` lines, default 50)
 // <instance> = {id, instance, version, pid, state, reason, generation, restarts, cpu_ns,
