@@ -14,6 +14,8 @@
 //                         --checkpoint-size bytes (default 8), every 8-byte word = one counter
 //   --sleep-ms N          sleeps N ms in every "sleep" request (a request in flight)
 //   --label TEXT          answered by "whoami" with the pid (A/B: which version served)
+//   --iceoryx-topic NAME  subscribes to NAME on the iceoryx transport before it says ready
+//                         (recovery of extensions that use iceoryx topics, measured apart)
 //   --consume TOPIC       takes 8-byte sequence numbers from the native `block` topic TOPIC on
 //                         a thread and appends each to --consume-log DIR/<pid>.log; takes part
 //                         in a hot update's hand-over (lifecycle.hpp: symphony.drain,
@@ -301,6 +303,27 @@ int main(int argc, char** argv) {
   const long sleep_ms = arg_value(argc, argv, "--sleep-ms", 0);
   const std::string label = arg_text(argc, argv, "--label", "");
   std::optional<Consumer> consumer;
+  std::optional<symphony::Bus> iceoryx_bus;
+  std::optional<symphony::engine::RawSubscriber> iceoryx_subscriber;
+  if (const char* topic = arg_text(argc, argv, "--iceoryx-topic", nullptr)) {
+    symphony::BusOptions bus_options;
+    bus_options.name = options->bus;
+    auto bus = symphony::Bus::open(bus_options);
+    symphony::engine::TopicOptions topic_options;
+    topic_options.transport = symphony::engine::TopicTransport::iceoryx;
+    topic_options.max_payload = 64;
+    symphony::engine::SubscriberOptions subscriber_options;
+    subscriber_options.depth = 16;
+    auto sub = bus ? bus->subscribe(topic, {}, topic_options, subscriber_options)
+                   : symphony::engine::Result<symphony::engine::RawSubscriber>(
+                         tl::unexpected(bus.error()));
+    if (!sub) {
+      std::fprintf(stderr, "test-extension: iceoryx subscribe: %s\n", sub.error().message.c_str());
+      return 8;
+    }
+    iceoryx_bus.emplace(std::move(*bus));
+    iceoryx_subscriber.emplace(std::move(*sub));
+  }
   if (const char* topic = arg_text(argc, argv, "--consume", nullptr)) {
     consumer.emplace(options->bus, topic, arg_text(argc, argv, "--consume-log", "/tmp"));
     if (!successor) {
