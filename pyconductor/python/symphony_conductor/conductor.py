@@ -57,6 +57,10 @@ class ConductorConfig:
     ewma_alpha: float = 0.2
     crash_window_s: float = 5.0
     spawn_timeout: float = 15.0
+    #: named groups of extensions whose instances serve the same requests (e.g. one extension
+    #: per build or machine profile): ``request(group, ...)`` routes among all their instances.
+    #: An extension id that names no group is a group of its own instances.
+    groups: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -142,9 +146,11 @@ class Conductor:
             out.setdefault(st.extension, []).append(st.as_dict())
         return out
 
-    def group(self, extension: str) -> list[InstanceState]:
-        return sorted((s for s in self.instances.values() if s.extension == extension),
-                      key=lambda s: s.instance)
+    def group(self, name: str) -> list[InstanceState]:
+        """The instances that serve requests for ``name`` (a group or an extension id)."""
+        members = self.config.groups.get(name, [name])
+        return sorted((s for s in self.instances.values() if s.extension in members),
+                      key=lambda s: (members.index(s.extension), s.instance))
 
     def observation(self, extension: str) -> Observation:
         """The policy's input for ``extension``'s group, now."""
@@ -167,7 +173,8 @@ class Conductor:
     # -- requests -------------------------------------------------------------------------
     async def request(self, extension: str, method: str, payload: Any = None,
                       timeout: Optional[float] = None) -> str:
-        """Routes one request through the policy; the reply's JSON text."""
+        """Routes one request to an instance of ``extension`` (an extension id or a group of
+        ``ConductorConfig.groups``) through the policy; the reply's JSON text."""
         assert self.bus is not None, "start() first"
         timeout = self.config.request_timeout if timeout is None else timeout
         attempts = 0
