@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -163,6 +164,62 @@ std::string extension_table(const std::string& array_json, bool with_figures) {
 
 // ---- up -------------------------------------------------------------------------------------
 
+// Samples published so far on each topic of the bus (its publisher's counter, which a restarted
+// publisher carries on).
+std::map<std::string, std::uint64_t> published_by_topic(const Bus& bus) {
+  std::map<std::string, std::uint64_t> published;
+  if (auto topics = bus.topics()) {
+    for (const TopicInfo& topic : *topics) {
+      std::uint64_t count = 0;
+      for (const TopicParticipant& p : topic.publishers) count += p.published;
+      published[topic.name] = count;
+    }
+  }
+  return published;
+}
+
+// What ran: every instance's state and restarts, and what each topic carried while the host ran
+// (one line that scripts can check: "up: ... total N samples, R samples/s").
+std::string run_summary(Host& host, const Bus& bus,
+                        const std::map<std::string, std::uint64_t>& at_start, double seconds) {
+  std::string out;
+  int healthy = 0;
+  std::uint64_t restarts = 0;
+  const auto figures = host.supervisor().figures();
+  for (const auto& f : figures) {
+    healthy += f.state == supervisor::LifecycleState::healthy;
+    restarts += f.restarts;
+  }
+  std::uint64_t total = 0;
+  std::string topics;
+  for (const auto& [name, count] : published_by_topic(bus)) {
+    const auto before = at_start.find(name);
+    const std::uint64_t carried = count - std::min(count, before == at_start.end() ? 0 : before->second);
+    total += carried;
+    char line[256];
+    std::snprintf(line, sizeof line, "%s%s %llu (%.0f/s)", topics.empty() ? "" : ", ", name.c_str(),
+                  static_cast<unsigned long long>(carried),
+                  seconds > 0 ? static_cast<double>(carried) / seconds : 0.0);
+    topics += line;
+  }
+  char head[256];
+  std::snprintf(head, sizeof head, "up: ran %.1f s; %zu instance(s): %d HEALTHY, %llu restart(s)",
+                seconds, figures.size(), healthy, static_cast<unsigned long long>(restarts));
+  out += head;
+  if (!topics.empty()) out += "; samples per topic: " + topics;
+  char tail[128];
+  std::snprintf(tail, sizeof tail, "; total %llu samples, %.0f samples/s\n",
+                static_cast<unsigned long long>(total),
+                seconds > 0 ? static_cast<double>(total) / seconds : 0.0);
+  return out + tail;
+}
+
+std::string seconds_text(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", seconds);
+  return text;
+}
+
 int cmd_up(const Globals& g, double duration_s) {
   const int stop_fd = block_stop_signals();
   if (stop_fd < 0) return fail(kExitFailed, std::string("signalfd: ") + std::strerror(errno));
@@ -222,15 +279,22 @@ int cmd_up(const Globals& g, double duration_s) {
   out += "admin:   " + (*host)->admin()->endpoint() +
          " (token: " + (*host)->admin()->token_file().string() + ")\n";
   out += "try:     symphony ext list" + flag + "\n";
+  out += "         symphony ext call ID METHOD '{...}'" + flag + "\n";
   out += "         symphony ext logs ID" + flag + " --follow\n";
   out += "         symphony topic list" + flag + "\n";
   out += "         symphony topic hz TOPIC" + flag + "\n";
   out += "stop:    Ctrl-C or SIGTERM" +
-         (duration_s > 0 ? " (or after " + std::to_string(duration_s).substr(0, 6) + " s)" : "") +
+         (duration_s > 0 ? " (or after " + seconds_text(duration_s) + " s)" : "") +
          "\n\n";
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
 
+  // The summary at the end counts what the topics carried from here on.
+  BusOptions observer_options;
+  observer_options.name = bus;
+  auto observer = Bus::open(observer_options);
+  const auto at_start = observer ? published_by_topic(*observer)
+                                 : std::map<std::string, std::uint64_t>{};
   const auto start = std::chrono::steady_clock::now();
   std::string why = "duration";
   for (;;) {
@@ -252,6 +316,12 @@ int cmd_up(const Globals& g, double duration_s) {
       }
       break;
     }
+  }
+  if (observer) {
+    const double ran =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fputs(("\n" + run_summary(**host, *observer, at_start, ran)).c_str(), stdout);
+    std::fflush(stdout);
   }
   logger->info("stopping ({}): every extension, then the control plane", why);
   host->reset();
@@ -315,6 +385,30 @@ int cmd_ext_verb(const Globals& g, const std::string& verb, const std::string& i
               id.c_str());
   if (body)
     std::fputs(extension_table(body->raw("instances").value_or("[]"), true).c_str(), stdout);
+  return 0;
+}
+
+// `symphony ext call ID METHOD [JSON]`: one request through the host (Supervisor::request: round
+// robin over HEALTHY instances; an on-demand extension is started); prints the reply's JSON.
+int cmd_ext_call(const Globals& g, const std::string& id, const std::string& method,
+                 const std::string& payload, double timeout_s) {
+  if (!payload.empty() && !JsonReader::parse(payload)) {
+    return fail(kExitUsage, "the payload must be a JSON object, e.g. '{\"query\": \"README\"}'");
+  }
+  std::string bus;
+  auto client = connect(g, &bus);
+  if (!client) return fail(client.error().code, client.error().message);
+  JsonObject args;
+  args.add("id", id).add("method", method).add("timeout_ms",
+                                               static_cast<std::int64_t>(timeout_s * 1000));
+  args.add_raw("payload", payload.empty() ? "{}" : payload);
+  auto reply = call(*client, bus, "ext.call", args.str(),
+                    std::chrono::seconds(5) + std::chrono::milliseconds(
+                                                  static_cast<long>(timeout_s * 1000)));
+  if (!reply) return fail(reply.error().code, reply.error().message);
+  auto body = JsonReader::parse(*reply);
+  const std::string answer = body ? body->raw("reply").value_or("null") : *reply;
+  std::printf("%s\n", g.json ? reply->c_str() : answer.c_str());
   return 0;
 }
 
@@ -590,6 +684,18 @@ int main(int argc, char** argv) {
                    "Seconds for the new version to become HEALTHY (30)")
       ->check(CLI::PositiveNumber);
   ext_update->add_flag("--json", g.json, "The instances after the update, as JSON");
+  auto* ext_call = ext->add_subcommand(
+      "call", "Send a request to an extension and print its reply (round robin over its "
+              "HEALTHY instances; an on-demand one is started)");
+  std::string call_method;
+  std::string call_payload;
+  double call_timeout = 10;
+  ext_call->add_option("ID", ext_id, "Extension id")->required();
+  ext_call->add_option("METHOD", call_method, "Request method, e.g. search")->required();
+  ext_call->add_option("JSON", call_payload, "Payload, a JSON object (default {})");
+  ext_call->add_option("--timeout", call_timeout, "Seconds to wait for the reply (10)")
+      ->check(CLI::PositiveNumber);
+  ext_call->add_flag("--json", g.json, "{extension, method, reply}");
   auto* ext_logs = ext->add_subcommand("logs", "An instance's log (stdout and stderr, captured)");
   int lines = 50;
   int instance = 0;
@@ -692,6 +798,7 @@ int main(int argc, char** argv) {
     return cmd_ext_verb(g, "update", ext_id, update_manifest, update_timeout);
   }
   if (ext_logs->parsed()) return cmd_ext_logs(g, ext_id, instance, lines, follow);
+  if (ext_call->parsed()) return cmd_ext_call(g, ext_id, call_method, call_payload, call_timeout);
   if (topic_list->parsed()) return cmd_topic_list(g, window_s);
   if (topic_echo->parsed()) {
     echo.duration = std::chrono::milliseconds(static_cast<long>(echo_duration * 1000));

@@ -345,6 +345,42 @@ TEST_F(CliCommandTest, UpdateReplacesTheExtensionByItsNextVersion) {
       << refused.err;
 }
 
+TEST_F(CliCommandTest, CallSendsARequestAndPrintsTheReply) {
+  ASSERT_NO_FATAL_FAILURE(up(config()));
+  // The test extension echoes methods it does not know.
+  Result echoed = verb({"ext", "call", "filed", "anything", R"({"x": 1})"});
+  ASSERT_EQ(echoed.code, 0) << echoed.err;
+  EXPECT_EQ(echoed.out, "{\"x\": 1}\n");
+  Result json = verb({"ext", "call", "filed", "whoami", "--json"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  auto body = JsonReader::parse(json.out);
+  ASSERT_TRUE(body) << json.out;
+  EXPECT_EQ(body->string("extension"), "filed");
+  EXPECT_EQ(body->string("method"), "whoami");
+  auto reply = JsonReader::parse(body->raw("reply").value_or("{}"));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->integer("pid"), instance(verb({"ext", "list", "--json"}).out, "filed")
+                                        ->integer("pid"));
+  // Errors: not JSON (usage), unknown extension, an extension that fails the request.
+  EXPECT_EQ(verb({"ext", "call", "filed", "anything", "{not json"}).code, 2);
+  Result unknown = verb({"ext", "call", "nope", "anything"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("'nope'"), std::string::npos) << unknown.err;
+  Result failed = verb({"ext", "call", "filed", "commit", R"({"counter": 1})"});
+  EXPECT_EQ(failed.code, 1);
+  EXPECT_NE(failed.err.find("started without --checkpoint"), std::string::npos) << failed.err;
+  EXPECT_EQ(lines_of(failed.err).size(), 1u) << failed.err;
+}
+
+// The summary `up` prints when it stops: what ran and what the topics carried (scripts check it).
+TEST_F(CliCommandTest, UpEndsWithASummaryOfInstancesAndTopics) {
+  Result r = run({"up", "--config", config().string(), "--duration", "1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\nup: ran "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 instance(s): 2 HEALTHY, 0 restart(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("samples/s\n"), std::string::npos) << r.out;
+}
+
 TEST_F(CliCommandTest, ErrorsExitNonZeroWithOneLineReasons) {
   // No host running.
   Result none = verb({"ext", "list"});

@@ -212,6 +212,20 @@ struct Host::Impl {
           .add_raw("instances", figures_array(instances_of(*id)))
           .str();
     }
+    if (method == "ext.call") {
+      auto id = extension_arg(args);
+      if (!id) return tl::unexpected(id.error());
+      const std::string name = args.string("method").value_or("");
+      if (name.empty()) return tl::unexpected(Error{Errc::invalid_argument, "missing 'method'"});
+      const auto timeout = std::chrono::milliseconds(args.integer("timeout_ms").value_or(10'000));
+      auto reply = supervisor->request(*id, name, args.raw("payload").value_or("{}"), timeout);
+      if (!reply) return tl::unexpected(reply.error());
+      return JsonObject()
+          .add("extension", *id)
+          .add("method", name)
+          .add_raw("reply", reply->empty() ? "null" : *reply)
+          .str();
+    }
     if (method == "ext.logs") {
       auto id = extension_arg(args);
       if (!id) return tl::unexpected(id.error());
