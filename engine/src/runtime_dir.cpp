@@ -30,6 +30,14 @@ Result<void> ensure_private_dir(const std::filesystem::path& dir) {
   return {};
 }
 
+// $XDG_RUNTIME_DIR/symphony, else /tmp/symphony-<uid>.
+std::filesystem::path default_base() {
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') {
+    return std::filesystem::path(xdg) / "symphony";
+  }
+  return "/tmp/symphony-" + std::to_string(::geteuid());
+}
+
 }  // namespace
 
 Result<void> check_bus_name(std::string_view bus) {
@@ -46,23 +54,23 @@ Result<void> check_bus_name(std::string_view bus) {
   return {};
 }
 
+Result<std::filesystem::path> runtime_dir_path(std::string_view bus,
+                                               const std::filesystem::path& override_dir) {
+  if (auto valid = check_bus_name(bus); !valid) return tl::unexpected(valid.error());
+  if (!override_dir.empty()) return override_dir;
+  return default_base() / std::string(bus);
+}
+
 Result<std::filesystem::path> ensure_runtime_dir(std::string_view bus,
                                                  const std::filesystem::path& override_dir) {
-  if (auto valid = check_bus_name(bus); !valid) return tl::unexpected(valid.error());
-  std::filesystem::path dir;
-  if (!override_dir.empty()) {
-    dir = override_dir;
-  } else {
-    std::filesystem::path base;
-    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') {
-      base = std::filesystem::path(xdg) / "symphony";
-    } else {
-      base = "/tmp/symphony-" + std::to_string(::geteuid());
+  auto dir = runtime_dir_path(bus, override_dir);
+  if (!dir) return dir;
+  if (override_dir.empty()) {
+    if (auto made = ensure_private_dir(default_base()); !made) {
+      return tl::unexpected(made.error());
     }
-    if (auto made = ensure_private_dir(base); !made) return tl::unexpected(made.error());
-    dir = base / std::string(bus);
   }
-  if (auto made = ensure_private_dir(dir); !made) return tl::unexpected(made.error());
+  if (auto made = ensure_private_dir(*dir); !made) return tl::unexpected(made.error());
   return dir;
 }
 

@@ -280,6 +280,11 @@ tl::expected<AdminClient, AdminError> AdminClient::connect(std::string_view bus,
                                      "no host is running on bus '" + std::string(bus) + "' (" +
                                          why + "); start one with: symphony up"});
   };
+  // Only a directory that exists is checked (ours, 0700): asking must not create one.
+  auto where = engine::runtime_dir_path(bus, runtime_dir);
+  if (!where) return tl::unexpected(AdminError{AdminFailure::no_host, "", where.error().message});
+  std::error_code missing;
+  if (!fs::exists(*where, missing)) return no_host("no " + (*where / kAdminTokenFile).string());
   auto dir = engine::ensure_runtime_dir(bus, runtime_dir);
   if (!dir) return tl::unexpected(AdminError{AdminFailure::no_host, "", dir.error().message});
   const fs::path token_file = *dir / kAdminTokenFile;

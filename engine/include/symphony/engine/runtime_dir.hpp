@@ -14,6 +14,11 @@ namespace symphony::engine {
 // Letters, digits, '-' and '_', 1-40 characters; Errc::invalid_argument otherwise.
 Result<void> check_bus_name(std::string_view bus);
 
+// Where the bus's runtime directory is, without creating or checking anything (a client asking
+// whether a host runs must not leave an empty directory behind).
+Result<std::filesystem::path> runtime_dir_path(std::string_view bus,
+                                               const std::filesystem::path& override_dir = {});
+
 // `override_dir` non-empty: that directory (created 0700 if missing) instead of the default.
 Result<std::filesystem::path> ensure_runtime_dir(std::string_view bus,
                                                  const std::filesystem::path& override_dir = {});
