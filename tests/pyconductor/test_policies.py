@@ -96,7 +96,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_load_refuses_another_feature_set(tmp_path):
     path = tmp_path / "bad.npz"
-    np.savez(path, format_version=1, features=np.array(FEATURES[:-1]), w=np.zeros(3),
+    np.savez(path, format_version=2, features=np.array(FEATURES[:-1]), w=np.zeros(3),
              A=np.eye(3), b=np.zeros(3), samples=0, config=np.array([1, 0.1, 20, 256, 2]))
     with pytest.raises(ValueError, match="features"):
         LinearBanditPolicy.load(path)
@@ -133,3 +133,23 @@ def test_report_says_wins_only_when_the_interval_excludes_zero():
     assert not cmp[("c", "mean_ms")]
     text = report(runs, "a")
     assert "does not win against every baseline" in text
+
+
+def test_learned_policy_measures_service_times_from_its_own_dispatches_and_replies():
+    from symphony_conductor.policy import Outcome
+    p = LinearBanditPolicy()
+    # one instance, two requests dispatched at t=0: replies at 2 ms and 5 ms, so the second's
+    # service is 3 ms (it started when the first replied), not 5 / 2
+    f = []
+    for q in (0, 1):
+        o = obs([True], [q], age=[100.0])
+        assert p.choose(o) == 0
+        f.append(p.last_features())
+    p.observe(Outcome(0, f[0], 2.0))
+    p.observe(Outcome(0, f[1], 5.0))
+    a = p.config.service_alpha
+    z = p.features(obs([True], [0], svc=[99.0], age=[100.0]))
+    assert z[0][FEATURES.index("log_service")] == pytest.approx(math.log((1 - a) * 2.0 + a * 3.0))
+    # a restart forgets it: back to the observation's estimate
+    z = p.features(obs([True], [0], svc=[7.0], age=[0.01]))
+    assert z[0][FEATURES.index("log_service")] == pytest.approx(math.log(7.0))

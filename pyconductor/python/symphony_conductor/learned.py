@@ -3,17 +3,33 @@
 Each instance of the group is an arm. For a request, the policy estimates the work queued
 ahead of it on each instance, ``work = (outstanding + 1) * service_ms`` (the shortest-expected-
 delay estimate), and a learned correction of it from what a conductor can see (how stale the
-estimates are, time since the last restart, recent crashes, how long the request at the head
-of the queue has been running):
+estimates are, time since the last restart, recent crashes, how long the request in service
+has been running):
 
     log(latency_ms) ~= log(work) + theta . z(instance)
 
 ``theta`` is a ridge regression fitted to every attempt the policy has seen (a failed attempt
-counts its time to failure plus ``fail_penalty_ms``). It routes to the lowest prediction; while
-training it explores (epsilon-greedy). With ``theta = 0`` it is shortest expected delay. The
-weights are few and readable: :meth:`LinearBanditPolicy.describe`. (Fitting latency itself
-rather than its log, the fit was dominated by the few huge latencies of overload periods and
-routed worse than least-outstanding: see pyconductor/README.md.)
+counts its time to failure plus ``fail_penalty_ms``). While training it explores
+(epsilon-greedy). The weights are few and readable: :meth:`LinearBanditPolicy.describe`.
+(Fitting latency itself rather than its log, the fit was dominated by the few huge latencies of
+overload periods and routed worse than least-outstanding: see pyconductor/README.md.)
+
+**Service estimate.** The policy keeps its own per-instance bookkeeping of the requests it
+routed (dispatch times, FIFO) and of their replies, so it measures each request's *service*
+time exactly as the time between its reply and the later of its dispatch and the previous
+reply on that instance (an instance serves one request at a time), instead of the conductor's
+``latency / (outstanding at dispatch + 1)``. The same bookkeeping gives how long the request in
+service has been running. Both are things a live conductor sees (dispatch and reply times).
+Without that bookkeeping (the first requests after a (re)start, a routing it did not see) it
+falls back to the observation's EWMAs.
+
+**Decision.** The prediction is of the request's *own* latency; routing every request to its
+own minimum (``speed_weight = 1``, shortest expected delay) is myopic: it piles requests on the
+fast instances while the slow ones idle, which costs throughput in busy periods and the mean
+latency of everyone behind. The decision therefore counts the instance's relative speed only
+partly: ``score = prediction - (1 - speed_weight) * log(service / group median)``.
+``speed_weight`` is a hyperparameter chosen on validation seeds disjoint from both the training
+and the evaluation seeds (``scripts/policy_select.py``).
 
 Trained in the simulator by :func:`train`; saved and loaded with :meth:`save` / :meth:`load`
 (a ``.npz`` with the weights, the sufficient statistics and the feature names, checked on load).
@@ -22,6 +38,7 @@ Trained in the simulator by :func:`train`; saved and loaded with :meth:`save` / 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -39,12 +56,12 @@ FEATURES = (
     "cold_slow",  # exp(-since_restart / 1 s)
     "unmeasured",  # no latency measured since the instance (re)started
     "recent_crashes",
-    "stall",  # log(1 + age of the oldest request in flight there / service_ms)
+    "stall",  # log(1 + time the request in service has been running / service_ms)
     # the same for every instance at one decision: it cannot change the choice, but it absorbs
     # how busy the whole group is, so the per-instance weights are not fitted to that
     "log_group_work",
 )
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -54,6 +71,10 @@ class BanditConfig:
     fail_penalty_ms: float = 20.0
     refit_every: int = 256  #: outcomes between refits while learning
     prior_service_ms: float = 2.0  #: service estimate before anything was measured
+    #: how much of the relative speed of an instance the decision counts (1: all of it, the
+    #: myopic shortest expected delay; 0: none, queue lengths and corrections only)
+    speed_weight: float = 0.7
+    service_alpha: float = 0.3  #: EWMA weight of the exactly measured service times
 
 
 class LinearBanditPolicy(Policy):
@@ -72,14 +93,45 @@ class LinearBanditPolicy(Policy):
         self._rng = np.random.default_rng(seed)
         self._last: list[float] | None = None
         self._since_fit = 0
+        self.reset()
+
+    # -- bookkeeping of what it routed (per episode / per conductor) ------------------------
+    def reset(self) -> None:
+        """Forgets the per-instance bookkeeping (a new group, a new episode). Done by itself
+        when the clock goes backwards or the group changes size; the weights stay."""
+        self._n = 0
+        self._now = -math.inf
+        self._inflight: list[deque] = []  # dispatch times (s) of the requests it routed there
+        self._last_done: list[float] = []  # time of the last reply (or of the (re)start)
+        self._up_at: list[float] = []  # when the instance last became HEALTHY
+        self._svc: list[float] = []  # EWMA of exactly measured service times (ms), NaN: none
+
+    def _sync(self, obs: Observation) -> None:
+        n = len(obs.instances)
+        if obs.now < self._now or n != self._n:
+            self._n = n
+            self._inflight = [deque() for _ in range(n)]
+            self._last_done = [-math.inf] * n
+            self._up_at = [math.nan] * n
+            self._svc = [math.nan] * n
+        self._now = obs.now
+        for i, a in enumerate(obs.since_restart_s.tolist()):
+            t = obs.now - a
+            if not abs(t - self._up_at[i]) < 1e-3:  # (re)started (or first seen): a new process
+                self._up_at[i] = t
+                self._inflight[i].clear()
+                self._last_done[i] = t
+                self._svc[i] = math.nan
 
     # -- features -------------------------------------------------------------------------
     def rows(self, obs: Observation) -> tuple[list[float], list[list[float]]]:
         """``(log work, z)`` per instance. Plain Python: a group has a handful of instances, and
         this runs on every request (numpy's per-call overhead would dominate)."""
+        self._sync(obs)
+        now = obs.now
         up = obs.up.tolist()
         q = obs.outstanding.tolist()
-        svc = obs.service_ms.tolist()
+        svc = [e if e == e else o for e, o in zip(self._svc, obs.service_ms.tolist())]
         lat = obs.ewma_latency_ms.tolist()
         age = obs.since_restart_s.tolist()
         crashes = obs.recent_crashes.tolist()
@@ -91,7 +143,7 @@ class LinearBanditPolicy(Policy):
         else:
             prior = self.config.prior_service_ms
         prior = max(prior, 1e-3)
-        logw, z = [], []
+        logw, z, rel = [], [], []
         for i in range(len(up)):
             unknown = svc[i] != svc[i]
             s = prior if unknown else max(svc[i], 1e-3)
@@ -101,14 +153,21 @@ class LinearBanditPolicy(Policy):
             a = max(age[i], 0.0)
             fast = math.exp(-a / 0.1) if a < 5.0 else 0.0
             slow = math.exp(-a / 1.0) if a < 50.0 else 0.0
+            fl = self._inflight[i]
+            if qi > 0 and len(fl) == q[i]:  # its own bookkeeping: when service began
+                running = (now - max(fl[0], self._last_done[i])) * 1000.0
+            else:
+                running = oldest[i]
             logw.append(math.log(work))
+            rel.append(math.log(s / prior))
             z.append([1.0, math.log(qi + 1.0), math.log(s), ratio, fast, slow,
                       1.0 if unknown else 0.0, float(crashes[i]),
-                      math.log1p(max(oldest[i], 0.0) / s), 0.0])
+                      math.log1p(max(running, 0.0) / s), 0.0])
         ups = [lw for lw, u in zip(logw, up) if u]
         group = sum(ups) / len(ups) if ups else 0.0
         for r in z:
             r[-1] = group
+        self._rel = rel
         return logw, z
 
     def features(self, obs: Observation) -> np.ndarray:
@@ -126,12 +185,15 @@ class LinearBanditPolicy(Policy):
             i = cand[int(self._rng.integers(len(cand)))]
         else:
             w = self._wl
+            rel = self._rel
+            k = 1.0 - self.config.speed_weight
             i, best = cand[0], math.inf
             for c in cand:
-                p = logw[c] + sum(wk * xk for wk, xk in zip(w, z[c]))
+                p = logw[c] + sum(wk * xk for wk, xk in zip(w, z[c])) - k * rel[c]
                 if p < best:
                     i, best = c, p
-        self._last = [logw[i]] + z[i]
+        self._inflight[i].append(obs.now)
+        self._last = [logw[i]] + z[i] + [float(i), obs.now]
         return i
 
     def last_features(self):
@@ -143,11 +205,15 @@ class LinearBanditPolicy(Policy):
         return np.exp(np.array(logw) + np.array(z) @ self.w)
 
     def observe(self, outcome: Outcome) -> None:
-        if not self.learning or outcome.features is None:
+        f = outcome.features
+        if f is None:
+            return
+        d = len(FEATURES)
+        self._record(int(f[d + 1]), f[d + 2], outcome)
+        if not self.learning:
             return
         y = outcome.latency_ms + (self.config.fail_penalty_ms if outcome.failed else 0.0)
-        f = outcome.features
-        x = np.asarray(f[1:], dtype=float)
+        x = np.asarray(f[1:d + 1], dtype=float)
         y = math.log(max(y, 1e-3)) - f[0]  # the correction: log(latency / work)
         self.A += np.outer(x, x)
         self.b += x * y
@@ -155,6 +221,23 @@ class LinearBanditPolicy(Policy):
         self._since_fit += 1
         if self._since_fit >= self.config.refit_every:
             self.fit()
+
+    def _record(self, i: int, t0: float, outcome: Outcome) -> None:
+        """Bookkeeping of a reply: the exact service time of a request that succeeded."""
+        if i >= self._n:
+            return
+        try:
+            self._inflight[i].remove(t0)
+        except ValueError:
+            return  # routed before a (re)start or a reset: not this process's
+        if outcome.failed:
+            return
+        done = t0 + outcome.latency_ms / 1000.0
+        service = (done - max(t0, self._last_done[i])) * 1000.0
+        self._last_done[i] = done
+        a = self.config.service_alpha
+        old = self._svc[i]
+        self._svc[i] = service if old != old else (1 - a) * old + a * service
 
     def fit(self) -> None:
         self.w = np.linalg.solve(self.A, self.b)
@@ -180,7 +263,7 @@ class LinearBanditPolicy(Policy):
         np.savez(Path(path), format_version=FORMAT_VERSION, features=np.array(FEATURES),
                  w=self.w, A=self.A, b=self.b, samples=self.samples,
                  config=np.array([c.ridge, c.epsilon, c.fail_penalty_ms, c.refit_every,
-                                  c.prior_service_ms]))
+                                  c.prior_service_ms, c.speed_weight, c.service_alpha]))
 
     @classmethod
     def load(cls, path: str | Path) -> "LinearBanditPolicy":
@@ -194,7 +277,7 @@ class LinearBanditPolicy(Policy):
                 raise ValueError(f"{path}: features {names} differ from this version's {FEATURES}")
             cfg = f["config"]
             policy = cls(BanditConfig(float(cfg[0]), float(cfg[1]), float(cfg[2]), int(cfg[3]),
-                                      float(cfg[4])))
+                                      float(cfg[4]), float(cfg[5]), float(cfg[6])))
             policy.w = f["w"].copy()
             policy.A = f["A"].copy()
             policy.b = f["b"].copy()
