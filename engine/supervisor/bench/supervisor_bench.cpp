@@ -96,6 +96,16 @@ int main(int argc, char** argv) {
   m.version = "1";
   m.executable = extension;
   m.args = extension_args;
+  // The test extension's --iceoryx-topic NAME: declared, so that the host brings RouDi up (in
+  // its own process tree) before the extension starts, as for any extension with iceoryx topics.
+  for (std::size_t i = 0; i + 1 < extension_args.size(); ++i) {
+    if (extension_args[i] == "--iceoryx-topic") {
+      TopicDeclaration topic;
+      topic.name = extension_args[i + 1];
+      topic.transport = symphony::engine::TopicTransport::iceoryx;
+      m.subscribes.push_back(topic);
+    }
+  }
   m.intensity = {1'000'000, std::chrono::milliseconds(1000)};
   m.start_timeout = std::chrono::seconds(30);
   if (auto added = (*supervisor)->add(m); !added) {

@@ -1,5 +1,9 @@
 #include "symphony/supervisor/supervisor.hpp"
 
+#if defined(SYMPHONY_SUPERVISOR_HAVE_ICEORYX)
+#include "roudi_lease.hpp"  // engine/src/iceoryx: the engine's RouDi manager
+#endif
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1086,6 +1090,32 @@ struct Supervisor::Impl {
     return it == by_route.end() ? nullptr : it->second;
   }
 
+  // An extension with iceoryx topics needs RouDi. The host takes its lease first, so that a RouDi
+  // it starts is the host's child, in the host's cgroup: started by the extension, RouDi would
+  // live in the extension's cgroup and die with it (and with it every iceoryx user's topics).
+  static engine::Result<void> ensure_roudi_for(const Manifest& m) {
+    const auto iceoryx = [](const TopicDeclaration& t) {
+      return t.transport == engine::TopicTransport::iceoryx;
+    };
+    if (std::none_of(m.publishes.begin(), m.publishes.end(), iceoryx) &&
+        std::none_of(m.subscribes.begin(), m.subscribes.end(), iceoryx)) {
+      return {};
+    }
+#if defined(SYMPHONY_SUPERVISOR_HAVE_ICEORYX)
+    if (auto lease = engine::roudi::acquire_lease(); !lease) {
+      return tl::unexpected(Error{lease.error().code, "extension '" + m.id +
+                                                          "' declares iceoryx topics, but RouDi "
+                                                          "is not available: " +
+                                                          lease.error().message});
+    }
+    return {};
+#else
+    return tl::unexpected(Error{Errc::unsupported, "extension '" + m.id +
+                                                       "' declares iceoryx topics, and this "
+                                                       "build has no iceoryx transport"});
+#endif
+  }
+
   engine::Result<void> check_limits(const Manifest& m) const {
     const LimitReport& r = cgroups.report();
     if (m.limits.cpu_cores > 0 && r.cpu == LimitMechanism::none) {
@@ -1093,7 +1123,7 @@ struct Supervisor::Impl {
                                   "extension '" + m.id + "': limits.cpu_cores cannot be "
                                   "enforced here (" + r.why + ")"});
     }
-    return {};
+    return ensure_roudi_for(m);
   }
 
   // The routes of the instances to replace, in order.
