@@ -11,19 +11,12 @@
 #include <cstring>
 
 #include "drivers.hpp"
+#include "floor_lines.hpp"
 #include "shm_region.hpp"
 #include "transport.hpp"
 
 namespace symphony::perf {
 namespace {
-
-// Private to one run of this binary (see ControlBlock): not a Symphony shm ABI.
-struct FlagLines {
-  alignas(64) std::uint64_t ping;
-  alignas(64) std::uint64_t pong;
-};
-static_assert(sizeof(FlagLines) == 128, "one cache line each way");
-static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
 // [flags: one page][ping buffer][pong buffer], buffers page-aligned.
 constexpr std::size_t kFlagsBytes = 4096;
@@ -98,7 +91,7 @@ class FloorBufferSession final : public Session {
         return fail(report, "%s", region.error().message.c_str());
       }
       prefault(region->base(), region->size());
-      auto* flags = reinterpret_cast<FlagLines*>(region->base());
+      auto* flags = reinterpret_cast<FloorLines*>(region->base());
       std::byte* ping = region->base() + kFlagsBytes;
       std::byte* pong = ping + stride_;
       if (side.role == Role::initiator) {

@@ -10,19 +10,12 @@
 #include <cstring>
 
 #include "drivers.hpp"
+#include "floor_lines.hpp"
 #include "shm_region.hpp"
 #include "transport.hpp"
 
 namespace symphony::perf {
 namespace {
-
-// Private to one run of this binary (see ControlBlock): not a Symphony shm ABI.
-struct FloorLines {
-  alignas(64) std::uint64_t ping;
-  alignas(64) std::uint64_t pong;
-};
-static_assert(sizeof(FloorLines) == 128, "one cache line each way");
-static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
 constexpr std::size_t kWordBytes = sizeof(std::uint64_t);
 
