@@ -362,6 +362,17 @@ struct Supervisor::Impl {
     transitions_changed.notify_all();
   }
 
+  // A mark of the news so far (taken before looking); wait_news() returns once there is more,
+  // false at `deadline`. Off the supervisor thread only.
+  std::uint64_t news_mark() {
+    std::lock_guard lock(transitions_mutex);
+    return transitions;
+  }
+  bool wait_news(std::uint64_t mark, Steady::time_point deadline) {
+    std::unique_lock lock(transitions_mutex);
+    return transitions_changed.wait_until(lock, deadline, [&] { return transitions != mark; });
+  }
+
   void transition(ExtensionSlot& slot, LifecycleState to, std::string why) {
     LifecycleEvent event;
     event.extension = slot.manifest->id;
@@ -1243,6 +1254,26 @@ struct Supervisor::Impl {
 
   // ---- A/B ----
 
+  static engine::Result<void> check_weight(double weight) {
+    if (!(weight >= 0 && weight <= 1)) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "A/B weight must be between 0 and 1 (got " +
+                                      std::to_string(weight) + ")"});
+    }
+    return {};
+  }
+
+  // The extension `id`, which must run an A/B test.
+  engine::Result<Extension*> running_ab(std::string_view id) {
+    Extension* ext = find(id);
+    if (ext == nullptr) return tl::unexpected(not_found(id));
+    if (!ext->candidate) {
+      return tl::unexpected(Error{Errc::invalid_argument,
+                                  "extension '" + std::string(id) + "' runs no A/B test"});
+    }
+    return ext;
+  }
+
   engine::Result<void> start_ab(std::shared_ptr<const Manifest> candidate, double weight) {
     if (shutting_down) return tl::unexpected(Error{Errc::unavailable, "supervisor is stopping"});
     Extension* ext = find(candidate->id);
@@ -1257,11 +1288,7 @@ struct Supervisor::Impl {
                                   "A/B of '" + candidate->id + "': the candidate has the same "
                                   "version as the running one (" + candidate->version + ")"});
     }
-    if (!(weight >= 0 && weight <= 1)) {
-      return tl::unexpected(Error{Errc::invalid_argument,
-                                  "A/B weight must be between 0 and 1 (got " +
-                                      std::to_string(weight) + ")"});
-    }
+    if (auto valid = check_weight(weight); !valid) return tl::unexpected(valid.error());
     if (auto limits = check_limits(*candidate); !limits) return tl::unexpected(limits.error());
     std::vector<std::unique_ptr<ExtensionSlot>> made;
     for (int i = 0; i < candidate->instances; ++i) {
@@ -1288,29 +1315,19 @@ struct Supervisor::Impl {
   }
 
   engine::Result<void> set_ab_weight(std::string_view id, double weight) {
-    Extension* ext = find(id);
-    if (ext == nullptr) return tl::unexpected(not_found(id));
-    if (!ext->candidate) {
-      return tl::unexpected(Error{Errc::invalid_argument,
-                                  "extension '" + std::string(id) + "' runs no A/B test"});
-    }
-    if (!(weight >= 0 && weight <= 1)) {
-      return tl::unexpected(Error{Errc::invalid_argument,
-                                  "A/B weight must be between 0 and 1 (got " +
-                                      std::to_string(weight) + ")"});
-    }
+    auto ab = running_ab(id);
+    if (!ab) return tl::unexpected(ab.error());
+    Extension* ext = *ab;
+    if (auto valid = check_weight(weight); !valid) return tl::unexpected(valid.error());
     ext->candidate_weight = weight;
     ext->credit[0] = ext->credit[1] = 0;
     return {};
   }
 
   engine::Result<void> end_ab(std::string_view id, AbOutcome keep) {
-    Extension* ext = find(id);
-    if (ext == nullptr) return tl::unexpected(not_found(id));
-    if (!ext->candidate) {
-      return tl::unexpected(Error{Errc::invalid_argument,
-                                  "extension '" + std::string(id) + "' runs no A/B test"});
-    }
+    auto ab = running_ab(id);
+    if (!ab) return tl::unexpected(ab.error());
+    Extension* ext = *ab;
     const bool keep_candidate = keep == AbOutcome::keep_candidate;
     const std::string kept = keep_candidate ? ext->candidate->version : ext->manifest->version;
     for (auto& slot : ext->slots) {
@@ -1581,11 +1598,7 @@ engine::Result<std::string> Supervisor::request(std::string_view extension, std:
     }
   } leave{impl, id};
   for (;;) {
-    std::uint64_t seen = 0;
-    {
-      std::lock_guard lock(impl->transitions_mutex);
-      seen = impl->transitions;
-    }
+    const std::uint64_t seen = impl->news_mark();
     RequestStep step = impl->call([impl, &id] { return impl->request_step(id); });
     if (step.error) return tl::unexpected(std::move(*step.error));
     const auto left = std::chrono::ceil<milliseconds>(deadline - Steady::now());
@@ -1601,18 +1614,13 @@ engine::Result<std::string> Supervisor::request(std::string_view extension, std:
       });
       return reply;
     }
-    std::unique_lock lock(impl->transitions_mutex);
-    if (!impl->transitions_changed.wait_until(lock, deadline,
-                                              [&] { return impl->transitions != seen; })) {
+    if (!impl->wait_news(seen, deadline)) {
       return tl::unexpected(Error{Errc::unavailable, "extension '" + id +
                                                          "': no instance HEALTHY within " +
                                                          std::to_string(timeout.count()) + " ms (" +
                                                          step.waiting_for + ")"});
     }
   }
-  return tl::unexpected(Error{Errc::unavailable, "extension '" + id +
-                                                     "': no instance HEALTHY within " +
-                                                     std::to_string(timeout.count()) + " ms"});
 }
 
 engine::Result<void> Supervisor::update(Manifest next, std::chrono::milliseconds timeout) {
@@ -1646,20 +1654,13 @@ engine::Result<void> Supervisor::update(Manifest next, std::chrono::milliseconds
     const std::string new_route = *started;
     // 1. The successor comes up next to its predecessor.
     for (;;) {
-      std::uint64_t seen = 0;
-      {
-        std::lock_guard lock(impl->transitions_mutex);
-        seen = impl->transitions;
-      }
+      const std::uint64_t seen = impl->news_mark();
       const auto verdict = impl->call([impl, &new_route] {
         return impl->successor_verdict(new_route);
       });
       if (verdict && verdict->empty()) break;
       if (verdict) return fail(new_route, new_route + " " + *verdict);
-      std::unique_lock lock(impl->transitions_mutex);
-      if (!impl->transitions_changed.wait_until(lock, deadline,
-                                                [&] { return impl->transitions != seen; })) {
-        lock.unlock();  // the rollback's transitions take it
+      if (!impl->wait_news(seen, deadline)) {
         return fail(new_route, new_route + " not HEALTHY within " +
                                    std::to_string(timeout.count()) + " ms");
       }
