@@ -117,11 +117,16 @@ std::string record_start() {
       .str();
 }
 
-long arg_value(int argc, char** argv, const char* name, long fallback) {
+const char* arg_text(int argc, char** argv, const char* name, const char* fallback) {
   for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return std::strtol(argv[i + 1], nullptr, 10);
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
   }
   return fallback;
+}
+
+long arg_value(int argc, char** argv, const char* name, long fallback) {
+  const char* text = arg_text(argc, argv, name, nullptr);
+  return text != nullptr ? std::strtol(text, nullptr, 10) : fallback;
 }
 
 bool has_flag(int argc, char** argv, const char* name) {
@@ -163,12 +168,6 @@ std::string describe_restored(
       .str();
 }
 
-const char* arg_text(int argc, char** argv, const char* name, const char* fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return fallback;
-}
 
 // --consume: one subscription, taken on its own thread, every sample recorded with write(2)
 // before it is released (a kill right after loses no record). `mutex` is held across one
