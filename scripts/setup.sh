@@ -15,6 +15,8 @@ packages=(
   python3 gnuplot-nox
   # the extension SDK's logging and the symphony command: spdlog, CLI11, toml++
   libspdlog-dev libcli11-dev libtomlplusplus-dev
+  # the UI: nlohmann-json (the UI tree's values), Debian's chromium for the end-to-end tests
+  nlohmann-json3-dev chromium
   # pyconductor: the pybind11 module for Debian's python3, its tests (pytest, asyncio) and numpy
   pybind11-dev python3-pybind11 python3-dev python3-pytest python3-pytest-asyncio python3-numpy
 )

@@ -1,0 +1,1 @@
+#include "symphony/ui/tree.hpp"
