@@ -2,6 +2,7 @@
 # Installs what Symphony needs from Debian 12's packages, and nothing that is already there.
 # Idempotent: a second run makes no change and does not touch the network.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   build-essential g++ cmake ninja-build ccache pkg-config
@@ -28,8 +29,23 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
+# The browser UI's packages (ui/package-lock.json) come from the npm registry, with the
+# machine's Node.js and npm; `npm ci` runs again only when the lockfile changed.
+install_ui_packages() {
+  command -v npm >/dev/null || {
+    echo "setup: the browser UI needs Node.js >= 20 and npm (not found on PATH)" >&2; exit 1; }
+  local stamp=ui/node_modules/.package-lock.json
+  if [[ -f $stamp && ! ui/package-lock.json -nt $stamp ]]; then
+    echo "setup: ui/node_modules up to date"
+    return
+  fi
+  echo "setup: npm ci in ui/"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#packages[@]} packages already installed"
+  if [[ -f ui/package-lock.json ]]; then install_ui_packages; fi
   exit 0
 fi
 
@@ -41,3 +57,4 @@ fi
 echo "setup: installing ${missing[*]}"
 "${as_root[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ -f ui/package-lock.json ]]; then install_ui_packages; fi
