@@ -1,0 +1,369 @@
+// The app's core, outside React: applies every gateway message to per-extension trees the moment
+// it arrives, and hands the result to React at most once per animation frame (flush()). A burst
+// of patches between two frames costs their application only; React renders the latest state
+// once, so a fast stream cannot build a backlog.
+
+import { createStore, type StoreApi } from "zustand/vanilla";
+import type { ClientMsg, JsonValue, ServerMsg, UINode } from "../protocol/types";
+import { parseMessage, ProtocolError } from "../protocol/validate";
+import { Tree } from "../protocol/tree";
+import { Probe, now } from "./probe";
+import { NodeSource } from "./nodes";
+
+export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "unauthorized";
+
+export interface ExtensionView {
+  readonly id: string;
+  /** Lifecycle state from the last `state` message (null until one arrived). */
+  readonly state: string | null;
+  readonly reason?: string;
+  readonly instance?: number;
+  /** The last known tree (kept while the extension is down). */
+  readonly tree: UINode | null;
+  readonly seq: number | null;
+  /** Per-node subscriptions to the tree (stable for the extension's life in this connection). */
+  readonly nodes: NodeSource;
+  /** The reason of the last refused frame, if the tree is out of date because of it. */
+  readonly refused?: string;
+}
+
+export interface Toast {
+  id: number;
+  text: string;
+  tone: "error" | "info";
+}
+
+export interface AppState {
+  status: ConnectionStatus;
+  statusDetail: string | null;
+  gateway: string | null;
+  bus: string | null;
+  /** Per extension; an object keeps its identity until that extension changes. */
+  extensions: Readonly<Record<string, ExtensionView>>;
+  toasts: readonly Toast[];
+  /** Number of the last flush (the probe's commit marker). */
+  commit: number;
+}
+
+interface Ext {
+  id: string;
+  state: string | null;
+  reason?: string;
+  instance?: number;
+  tree: Tree | null;
+  seq: number | null;
+  refused?: string;
+  nodes: NodeSource;
+  awaitingSnapshot: boolean;
+  lastResync: number;
+  resyncTimer: ReturnType<typeof setTimeout> | null;
+}
+
+export interface EngineOptions {
+  /** Sends a message to the gateway; returns false when not connected. */
+  send?: (msg: ClientMsg) => boolean;
+  /** Called when the gateway speaks another protocol version. */
+  reload?: () => void;
+  /** Schedules flush(); requestAnimationFrame by default. */
+  schedule?: (cb: () => void) => void;
+  log?: Pick<Console, "warn" | "error">;
+  probe?: Probe;
+  /** Minimum time between two resync requests for one extension. */
+  resyncIntervalMs?: number;
+}
+
+const defaultSchedule = (cb: () => void) => {
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => cb());
+  else setTimeout(cb, 16);
+};
+
+export class Engine {
+  readonly store: StoreApi<AppState>;
+  readonly probe: Probe;
+  private exts = new Map<string, Ext>();
+  private views = new Map<string, ExtensionView>();
+  private dirty = new Set<string>();
+  private scheduled = false;
+  private pendingTop: Partial<AppState> = {};
+  private toasts: Toast[] = [];
+  private toastSeq = 0;
+  private eventSeq = 0;
+  private pendingEvents = new Map<number, { extension: string; node: string; event: string }>();
+  send: (msg: ClientMsg) => boolean;
+  private readonly reload: () => void;
+  private readonly schedule: (cb: () => void) => void;
+  private readonly log: Pick<Console, "warn" | "error">;
+  private readonly resyncInterval: number;
+  private reloading = false;
+
+  constructor(opts: EngineOptions = {}) {
+    this.send = opts.send ?? (() => false);
+    this.reload = opts.reload ?? (() => location.reload());
+    this.schedule = opts.schedule ?? defaultSchedule;
+    this.log = opts.log ?? console;
+    this.probe = opts.probe ?? new Probe();
+    this.resyncInterval = opts.resyncIntervalMs ?? 1000;
+    this.store = createStore<AppState>()(() => ({
+      status: "connecting",
+      statusDetail: null,
+      gateway: null,
+      bus: null,
+      extensions: {},
+      toasts: [],
+      commit: 0,
+    }));
+  }
+
+  // ---- incoming ------------------------------------------------------------------------------
+
+  /** One WebSocket text frame from the gateway. */
+  receive(text: string, tReceived = now()) {
+    const r = parseMessage(text);
+    if (!r.ok) {
+      if (r.versionMismatch) {
+        this.log.error(`[symphony] ${r.reason}: reloading the app`);
+        if (!this.reloading) {
+          this.reloading = true;
+          this.reload();
+        }
+        return;
+      }
+      this.log.error(`[symphony] refused a message: ${r.reason}`);
+      if (r.extension !== undefined) {
+        const ext = this.exts.get(r.extension);
+        if (ext) {
+          ext.refused = r.reason;
+          this.markDirty(ext.id);
+        }
+        this.requestResync(r.extension);
+      }
+      return;
+    }
+    this.handle(r.msg, tReceived);
+  }
+
+  handle(msg: ServerMsg, tReceived = now()) {
+    switch (msg.kind) {
+      case "hello":
+        // A new connection: the gateway sends every state and snapshot right after this, all
+        // applied before the next frame renders. Forget what the last connection knew.
+        for (const ext of this.exts.values()) if (ext.resyncTimer) clearTimeout(ext.resyncTimer);
+        for (const id of this.exts.keys()) this.probe.forget(id);
+        this.exts.clear();
+        this.dirty.clear();
+        this.views.clear();
+        this.pendingEvents.clear();
+        this.setTop({ gateway: msg.gateway, bus: msg.bus ?? null, extensions: {} });
+        return;
+      case "state": {
+        const ext = this.ext(msg.extension);
+        ext.state = msg.state;
+        ext.reason = msg.reason;
+        ext.instance = msg.instance;
+        this.markDirty(ext.id);
+        return;
+      }
+      case "snapshot": {
+        const ext = this.ext(msg.extension);
+        ext.tree = Tree.from(msg.tree, ext.tree);
+        ext.nodes.set(ext.tree);
+        ext.seq = msg.seq;
+        ext.refused = undefined;
+        ext.awaitingSnapshot = false;
+        this.probe.frameApplied({ extension: ext.id, seq: msg.seq, kind: "snapshot", t_ext: msg.t, t_received: tReceived });
+        this.markDirty(ext.id);
+        return;
+      }
+      case "patch": {
+        const ext = this.ext(msg.extension);
+        if (ext.tree === null || ext.seq !== msg.base) {
+          if (!ext.awaitingSnapshot)
+            this.log.warn(`[symphony] ${ext.id}: gap (tree at seq ${ext.seq ?? "none"}, patch base ${msg.base}): resync`);
+          this.requestResync(ext.id);
+          return;
+        }
+        try {
+          ext.tree = ext.tree.apply(msg.ops);
+          ext.nodes.set(ext.tree);
+        } catch (e) {
+          if (!(e instanceof ProtocolError)) throw e;
+          const reason = `patch ${msg.seq} refused: ${e.message}`;
+          this.log.error(`[symphony] ${ext.id}: ${reason}`);
+          ext.refused = reason;
+          this.markDirty(ext.id);
+          this.requestResync(ext.id);
+          return;
+        }
+        ext.seq = msg.seq;
+        ext.refused = undefined;
+        this.probe.frameApplied({
+          extension: ext.id,
+          seq: msg.seq,
+          kind: "patch",
+          t_ext: msg.t,
+          t_received: tReceived,
+          events_done: msg.events_done,
+        });
+        this.markDirty(ext.id);
+        return;
+      }
+      case "gone": {
+        const ext = this.exts.get(msg.extension);
+        if (ext?.resyncTimer) clearTimeout(ext.resyncTimer);
+        this.exts.delete(msg.extension);
+        this.probe.forget(msg.extension);
+        this.markDirty(msg.extension);
+        return;
+      }
+      case "ack": {
+        const rec = this.probe.acked(msg.seq, msg.ok, msg.tree_seq, msg.error);
+        const ev = this.pendingEvents.get(msg.seq);
+        this.pendingEvents.delete(msg.seq);
+        if (!msg.ok) {
+          const what = ev ? `${ev.extension}: ${ev.event} on ${ev.node}` : rec ? `${rec.extension}: ${rec.event} on ${rec.node}` : `event ${msg.seq}`;
+          this.toast(`${what} failed: ${msg.error ?? "refused"}`, "error");
+        }
+        return;
+      }
+      case "heartbeat":
+        return;
+      case "error":
+        this.log.error(`[symphony] gateway error: ${msg.message}`);
+        this.toast(`Gateway: ${msg.message}`, "error");
+        return;
+    }
+  }
+
+  private ext(id: string): Ext {
+    let e = this.exts.get(id);
+    if (!e) {
+      e = { id, state: null, tree: null, seq: null, nodes: new NodeSource(), awaitingSnapshot: false, lastResync: -Infinity, resyncTimer: null };
+      this.exts.set(id, e);
+    }
+    return e;
+  }
+
+  /** Asks the gateway for a fresh snapshot of `id`, at most once per resync interval; while a
+   * requested snapshot has not arrived, further gaps do not ask again. */
+  requestResync(id: string) {
+    const ext = this.ext(id);
+    if (ext.resyncTimer) return;
+    const t = Date.now();
+    const wait = ext.lastResync + (ext.awaitingSnapshot ? 2 * this.resyncInterval : this.resyncInterval) - t;
+    const go = () => {
+      ext.resyncTimer = null;
+      ext.lastResync = Date.now();
+      ext.awaitingSnapshot = true;
+      this.send({ v: 1, kind: "resync", extension: id });
+    };
+    if (wait <= 0) go();
+    else if (!ext.awaitingSnapshot) ext.resyncTimer = setTimeout(go, wait);
+  }
+
+  // ---- outgoing ------------------------------------------------------------------------------
+
+  /** Sends a user event of `node` (the caller checked the node lists it). Returns its seq, or
+   * null when not connected. */
+  sendEvent(extension: string, node: string, event: string, payload: JsonValue): number | null {
+    const seq = ++this.eventSeq;
+    const ok = this.send({ v: 1, kind: "event", extension, node, event, payload, seq });
+    if (!ok) {
+      this.toast(`Not connected: ${event} on ${node} was not sent`, "error");
+      return null;
+    }
+    this.pendingEvents.set(seq, { extension, node, event });
+    if (this.pendingEvents.size > 10_000) this.pendingEvents.delete(this.pendingEvents.keys().next().value!);
+    this.probe.eventSent({ seq, extension, node, event });
+    return seq;
+  }
+
+  /** A new connection begins: nothing pending is answered any more; snapshots will follow. */
+  connectionReset() {
+    for (const ext of this.exts.values()) {
+      if (ext.resyncTimer) clearTimeout(ext.resyncTimer);
+      ext.resyncTimer = null;
+      ext.awaitingSnapshot = false;
+      ext.lastResync = -Infinity;
+      // Patches before the next snapshot are gaps: the gateway snapshots every extension on attach.
+      ext.seq = null;
+    }
+    this.pendingEvents.clear();
+  }
+
+  // ---- to React ------------------------------------------------------------------------------
+
+  setStatus(status: ConnectionStatus, detail: string | null = null) {
+    this.setTop({ status, statusDetail: detail });
+  }
+
+  toast(text: string, tone: Toast["tone"] = "info") {
+    this.toasts = [...this.toasts, { id: ++this.toastSeq, text, tone }].slice(-5);
+    this.setTop({ toasts: this.toasts });
+  }
+
+  dismissToast(id: number) {
+    this.toasts = this.toasts.filter((t) => t.id !== id);
+    this.setTop({ toasts: this.toasts });
+  }
+
+  private setTop(p: Partial<AppState>) {
+    Object.assign(this.pendingTop, p);
+    this.requestFlush();
+  }
+
+  private markDirty(id: string) {
+    this.dirty.add(id);
+    this.requestFlush();
+  }
+
+  private requestFlush() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.schedule(() => this.flush());
+  }
+
+  /** Publishes everything applied since the last flush to React, as one store update. */
+  flush() {
+    this.scheduled = false;
+    if (this.dirty.size === 0 && Object.keys(this.pendingTop).length === 0) return;
+    const prev = this.store.getState();
+    let extensions = this.pendingTop.extensions ?? prev.extensions;
+    const published = [...this.dirty];
+    if (this.dirty.size > 0) {
+      const next: Record<string, ExtensionView> = { ...extensions };
+      for (const id of this.dirty) {
+        const e = this.exts.get(id);
+        if (!e) {
+          delete next[id];
+          this.views.delete(id);
+          continue;
+        }
+        const view: ExtensionView = {
+          id,
+          state: e.state,
+          reason: e.reason,
+          instance: e.instance,
+          tree: e.tree?.root ?? null,
+          seq: e.seq,
+          nodes: e.nodes,
+          refused: e.refused,
+        };
+        this.views.set(id, view);
+        next[id] = view;
+      }
+      extensions = next;
+      this.dirty.clear();
+    }
+    const commit = prev.commit + 1;
+    this.probe.staging(commit);
+    const update = { ...this.pendingTop, extensions, commit };
+    this.pendingTop = {};
+    // One task: React batches the store update and the node notifications into one render.
+    this.store.setState(update);
+    for (const id of published) this.exts.get(id)?.nodes.publish();
+  }
+
+  getState(): AppState {
+    return this.store.getState();
+  }
+}
