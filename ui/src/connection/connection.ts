@@ -60,8 +60,10 @@ export class Connection {
   private readonly backoff: readonly number[];
   /** Number of sockets opened (for tests and stats). */
   opened = 0;
-  /** The gateway refused the upgrade (401/403) the last time we asked why. */
+  /** The gateway refused the upgrade the last time we asked why. */
   private refused = false;
+  /** Sockets in a row that closed before opening while the gateway answered HTTP. */
+  private refusedInARow = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -124,6 +126,7 @@ export class Connection {
       opened = true;
       this.opened++;
       this.refused = false;
+      this.refusedInARow = 0;
       this.engine.connectionReset();
       this.engine.setStatus("connected");
       this.armWatchdog();
@@ -156,10 +159,15 @@ export class Connection {
         this.probeStatus(this.opts.url).then(
           (status) => {
             if (this.stopped || this.socket?.readyState === OPEN) return;
-            this.refused = status === 401 || status === 403;
+            this.refusedInARow = status === null ? 0 : this.refusedInARow + 1;
+            // A browser never sees the status of a refused upgrade. The gateway answers a plain
+            // GET of /ws with 401 if it checks the token there; otherwise (426) it is up but
+            // refused our upgrade twice in a row: the token (the usual reason) or the origin.
+            this.refused = status === 401 || status === 403 || this.refusedInARow >= 2;
             if (status === 401) this.engine.setStatus("unauthorized", "The gateway refused the token (HTTP 401): bad or missing token.");
             else if (status === 403) this.engine.setStatus("unauthorized", "The gateway refused this page's origin (HTTP 403).");
-            else this.engine.setStatus("reconnecting", status === null ? "cannot reach the gateway" : `the gateway refused the WebSocket (HTTP ${status})`);
+            else if (this.refused) this.engine.setStatus("unauthorized", "The gateway is up but refuses this page's WebSocket: bad or missing token.");
+            else this.engine.setStatus("reconnecting", status === null ? "cannot reach the gateway" : "the gateway refused the WebSocket");
           },
           () => undefined,
         );

@@ -98,6 +98,7 @@ export interface SnapshotMsg {
   seq: number;
   t: number;
   tree: UINode;
+  events_done?: number[];
 }
 export interface PatchMsg {
   v: 1;

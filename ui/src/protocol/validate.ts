@@ -29,13 +29,13 @@ export type ParseResult =
   /** `v` is not 1: the app must reload (a gateway of another version serves its own app). */
   | { ok: false; versionMismatch: true; reason: string; extension?: undefined }
   /** Refused; `extension` is set when the message names one (so the app can resync it). */
-  | { ok: false; versionMismatch: false; reason: string; extension?: string };
+  | { ok: false; versionMismatch: false; reason: string; extension?: string; kind?: string };
 
 const TYPE_RE = /^[a-z][a-z0-9-]{0,63}$/;
 const EVENT_RE = /^[a-z][a-z0-9-]{0,31}$/;
-// C0 controls, DEL and C1 controls.
+// C0 controls and DEL (as the C++ model: bytes < 0x20 and 0x7f).
 // eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const NODE_FIELDS = new Set(["id", "type", "props", "events", "children"]);
 
 /** UTF-8 length of a JS string (lone surrogates count as 3 bytes, as TextEncoder writes U+FFFD). */
@@ -178,8 +178,8 @@ const OP_FIELDS: Record<string, string[]> = {
 export function parseOp(json: unknown, i: number, limits: Limits = DEFAULT_LIMITS): PatchOp {
   const where = `operation ${i}`;
   if (!isObject(json)) throw new ProtocolError(`${where}: must be an object`);
-  // "op" names the operation (the C++ model's to_json); "kind" is accepted as a synonym.
-  const kindKey = json.op !== undefined ? "op" : "kind";
+  // "op" names the operation (as the C++ model's to_json writes it).
+  const kindKey = "op";
   const kind = json[kindKey];
   if (typeof kind !== "string" || !(kind in OP_FIELDS))
     throw new ProtocolError(`${where}: unknown operation ${JSON.stringify(kind)}`);
@@ -245,6 +245,12 @@ function optString(m: Record<string, unknown>, k: string): string | undefined {
   return x;
 }
 
+function parseEventsDone(x: unknown): number[] | undefined {
+  if (x === undefined) return undefined;
+  if (!Array.isArray(x) || !x.every(isCount)) throw new ProtocolError(`events_done must be an array of non-negative integers`);
+  return x as number[];
+}
+
 /** A parsed JSON value as a gateway message. Throws ProtocolError. */
 export function parseMessageValue(m: Record<string, unknown>, limits: Limits = DEFAULT_LIMITS): ServerMsg {
   switch (m.kind) {
@@ -266,6 +272,8 @@ export function parseMessageValue(m: Record<string, unknown>, limits: Limits = D
       const t = parseTime(m.t);
       const tree = parseTree(m.tree, limits);
       const msg: SnapshotMsg = { v: 1, kind: "snapshot", extension, seq, t, tree };
+      const done = parseEventsDone(m.events_done);
+      if (done) msg.events_done = done;
       return msg;
     }
     case "patch": {
@@ -276,12 +284,7 @@ export function parseMessageValue(m: Record<string, unknown>, limits: Limits = D
       const t = parseTime(m.t);
       if (!Array.isArray(m.ops)) throw new ProtocolError(`patch: ops must be an array`);
       const ops = m.ops.map((o, i) => parseOp(o, i, limits));
-      let events_done: number[] | undefined;
-      if (m.events_done !== undefined) {
-        if (!Array.isArray(m.events_done) || !m.events_done.every(isCount))
-          throw new ProtocolError(`patch: events_done must be an array of non-negative integers`);
-        events_done = m.events_done as number[];
-      }
+      const events_done = parseEventsDone(m.events_done);
       const msg: PatchMsg = { v: 1, kind: "patch", extension, seq, base, t, ops, events_done };
       return msg;
     }
@@ -331,6 +334,7 @@ export function parseMessage(text: string, limits: Limits = DEFAULT_LIMITS): Par
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e;
     const ext = typeof value.extension === "string" && value.extension.length > 0 ? value.extension : undefined;
-    return { ok: false, versionMismatch: false, reason: `${String(value.kind)}: ${e.message}`, extension: ext };
+    const kind = typeof value.kind === "string" ? value.kind : undefined;
+    return { ok: false, versionMismatch: false, reason: `${String(value.kind)}: ${e.message}`, extension: ext, kind };
   }
 }

@@ -119,27 +119,43 @@ export function ButtonNode({ node, emit }: NodeProps) {
 
 /** Controlled locally: typing updates the field at once; `change` is sent after debounce_ms of
  * quiet (at once when 0); Enter sends any pending change, then `submit`. A new `value` from the
- * extension replaces the field's text unless the user has an unsent edit. */
+ * extension replaces the field's text unless the user has an unsent edit, or it is the echo of a
+ * value this field sent (which would otherwise rewind what the user typed since). */
 export function InputNode({ node, emit }: NodeProps) {
   const serverValue = str(node.props.value);
   const [value, setValue] = useState(serverValue);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const pending = useRef<string | null>(null);
+  const sent = useRef<string[]>([]);
   const debounce = Math.max(0, num(node.props.debounce_ms, 0));
 
   useEffect(() => {
-    if (pending.current === null) setValue(serverValue);
+    if (pending.current !== null) return;
+    const i = sent.current.lastIndexOf(serverValue);
+    if (i >= 0) {
+      // Our own edit coming back: the field already shows it or something newer.
+      sent.current = sent.current.slice(i + 1);
+      return;
+    }
+    sent.current = [];
+    setValue(serverValue);
   }, [serverValue]);
-  useEffect(() => () => {
-    if (timer.current) clearTimeout(timer.current);
-  }, []);
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
 
   const flush = () => {
     if (timer.current) clearTimeout(timer.current);
     timer.current = null;
     const v = pending.current;
     pending.current = null;
-    if (v !== null) emit("change", { value: v });
+    if (v !== null && emit("change", { value: v })) {
+      sent.current.push(v);
+      if (sent.current.length > 32) sent.current.shift();
+    }
   };
 
   return (

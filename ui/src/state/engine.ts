@@ -131,6 +131,8 @@ export class Engine {
       this.log.error(`[symphony] refused a message: ${r.reason}`);
       if (r.extension !== undefined) {
         const ext = this.exts.get(r.extension);
+        // A bad snapshot is still the answer to a resync: ask again (after the interval).
+        if (ext && r.kind === "snapshot") ext.awaitingSnapshot = false;
         if (ext) {
           ext.refused = r.reason;
           this.markDirty(ext.id);
@@ -170,7 +172,14 @@ export class Engine {
         ext.seq = msg.seq;
         ext.refused = undefined;
         ext.awaitingSnapshot = false;
-        this.probe.frameApplied({ extension: ext.id, seq: msg.seq, kind: "snapshot", t_ext: msg.t, t_received: tReceived });
+        this.probe.frameApplied({
+          extension: ext.id,
+          seq: msg.seq,
+          kind: "snapshot",
+          t_ext: msg.t,
+          t_received: tReceived,
+          events_done: msg.events_done,
+        });
         this.markDirty(ext.id);
         return;
       }
