@@ -310,11 +310,16 @@ export function TabsNode({ node, emit }: NodeProps) {
   const [local, setLocal] = useState<string | null>(null);
   useEffect(() => setLocal(null), [serverValue]);
   const value = local ?? serverValue;
+  const shown = useRef(value);
+  shown.current = value;
   return (
     <Tabs
       {...nodeAttrs(node)}
       value={value}
       onValueChange={(v) => {
+        // Radix may report one choice twice (mousedown, then focus): send a change once.
+        if (v === shown.current) return;
+        shown.current = v;
         setLocal(v);
         emit("change", { value: v });
       }}
