@@ -139,7 +139,7 @@ function Unauthorized({ detail }: { detail: string | null }) {
     <div data-unauthorized="" className="mx-auto mt-16 max-w-lg rounded-xl border border-destructive/40 bg-card p-6 shadow-sm">
       <h2 className="text-lg font-semibold text-destructive">Bad or missing token</h2>
       <p className="mt-2 text-sm text-muted-foreground">
-        {detail ?? "The gateway refused the connection."} Open the exact address <code className="font-mono">symphony up</code> printed,{" "}
+        {detail ?? "The gateway refused the connection."} Open the exact address that <code className="font-mono">symphony up</code> printed,{" "}
         <code className="font-mono">http://127.0.0.1:&lt;port&gt;/?token=&lt;hex&gt;</code>.
       </p>
     </div>

@@ -29,6 +29,8 @@ export interface Limits {
   maxNodes: number;
   maxMessageBytes: number;
   maxEventsPerNode: number;
+  /** Nesting of arrays and objects in one message (a tree level costs two). */
+  maxNesting: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -36,6 +38,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxNodes: 10_000,
   maxMessageBytes: 262_144,
   maxEventsPerNode: 16,
+  maxNesting: 128,
 });
 
 // ---- patch operations (section 2) -------------------------------------------------------------

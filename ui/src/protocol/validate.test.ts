@@ -73,6 +73,17 @@ describe("messages (section 4)", () => {
     expect(withinBytes("a".repeat(262_145), 262_144)).toBe(false);
   });
 
+  it("refuses nesting over 128 arrays and objects (brackets in strings do not count)", () => {
+    const nested = (k: number) => "[".repeat(k) + "]".repeat(k);
+    const msg = (k: number) => `{"v":1,"kind":"snapshot","extension":"fx","seq":1,"t":0,"tree":{"id":"r","type":"t","props":{"x":${nested(k)}}}}`;
+    // the message, tree and props objects are 3 levels: 125 more arrays is 128
+    expect(parseMessage(msg(125)).ok).toBe(true);
+    const r = refused(msg(126));
+    expect(r.reason).toMatch(/nesting of 129 arrays and objects exceeds the limit of 128/);
+    expect(r.extension).toBe("fx");
+    expect(parseMessage(snapshot("fx", 1, n("r", "text", { text: "[[[[".repeat(100) + '\"{' }))).ok).toBe(true);
+  });
+
   it("reports another version as a version mismatch, before anything else", () => {
     const r = refused(JSON.stringify({ v: 2, kind: "whatever" }));
     expect(r.versionMismatch).toBe(true);

@@ -63,6 +63,35 @@ export function withinBytes(text: string, max: number): boolean {
   return utf8Length(text) <= max;
 }
 
+/** Whether JSON text can nest arrays and objects deeper than `max`: only if it has more than
+ * `max` opening brackets (counted natively, fast), and then the exact scan decides. */
+export function nestingOver(text: string, max: number): number | null {
+  let opens = 0;
+  for (let i = text.indexOf("["); i !== -1 && opens <= max; i = text.indexOf("[", i + 1)) opens++;
+  for (let i = text.indexOf("{"); i !== -1 && opens <= max; i = text.indexOf("{", i + 1)) opens++;
+  if (opens <= max) return null;
+  const depth = jsonNesting(text);
+  return depth > max ? depth : null;
+}
+
+/** The deepest nesting of arrays and objects in JSON text (brackets inside strings skipped). */
+export function jsonNesting(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
@@ -317,6 +346,16 @@ export function parseMessage(text: string, limits: Limits = DEFAULT_LIMITS): Par
       ok: false,
       versionMismatch: false,
       reason: `message of ${utf8Length(text)} bytes exceeds the limit of ${limits.maxMessageBytes} bytes`,
+      extension: m?.[1],
+    };
+  }
+  const nesting = nestingOver(text, limits.maxNesting);
+  if (nesting !== null) {
+    const m = /"extension"\s*:\s*"([^"\\]{1,128})"/.exec(text.slice(0, 4096));
+    return {
+      ok: false,
+      versionMismatch: false,
+      reason: `nesting of ${nesting} arrays and objects exceeds the limit of ${limits.maxNesting}`,
       extension: m?.[1],
     };
   }
