@@ -23,8 +23,10 @@
 #include "symphony/controlplane/extension.hpp"
 #include "symphony/engine/bus.hpp"
 #include "symphony/engine/checkpoint.hpp"
+#include "symphony/ui/tree.hpp"
 #include "symphony/supervisor/lifecycle.hpp"  // kReadyEvent and the hand-over's names only
 #include "threads.hpp"
+#include "ui_runtime.hpp"
 
 namespace symphony::sdk {
 
@@ -37,6 +39,9 @@ constexpr const char* kAwaitFlag = "--symphony-await-handover";
 // How long stop waits for running callbacks before it abandons them (the supervisor's stop
 // grace is 2 s by default: the command, SIGTERM at half of it, SIGKILL at the end).
 constexpr auto kStopWait = 1500ms;
+// Requests the SDK answers for its UI (docs/ui-protocol.md, section 3).
+constexpr std::string_view kUiEventMethod = "symphony.ui.event";
+constexpr std::string_view kUiSnapshotMethod = "symphony.ui.snapshot";
 
 std::atomic<int> g_signal_fd{-1};
 
@@ -203,6 +208,11 @@ struct Extension::Impl {
   std::deque<Event> events;
   bool events_closed = false;
   detail::JoinableThread events_thread;
+
+  // The UI (ui()): its thread and its topic's publisher, which drain and stop unbind with the
+  // others. `ui` is created by ui() before run(), started by serve().
+  std::unique_ptr<detail::UiRuntime> ui;
+  std::shared_ptr<detail::PublisherCore> ui_core;
 
   int wake_fd = -1;  // run()'s loop: stop requested
   std::atomic<bool> stop_requested{false};
@@ -480,6 +490,11 @@ struct Extension::Impl {
       job = [this, responder] { (*responder)(watched([&] { return drain(); })); };
     } else if (method == supervisor::kResumeMethod) {
       job = [this, responder, payload] { (*responder)(watched([&] { return resume(payload); })); };
+    } else if (ui && method == kUiEventMethod) {
+      // Not watched here: the handler is marked on the UI thread, where it runs.
+      job = [this, responder, payload] { (*responder)(ui->event(payload)); };
+    } else if (ui && method == kUiSnapshotMethod) {
+      job = [this, responder] { (*responder)(ui->snapshot()); };
     } else {
       RequestHandler handler;
       std::string known;
@@ -539,6 +554,7 @@ struct Extension::Impl {
       if (auto at = s->subscriber->position()) positions.add(s->topic, *at);
     }
     for (Timer* t : timer_list) stop_timer(*t, Clock::now() + std::chrono::hours(1));
+    if (ui) ui->deactivate();
     for (auto& core : pubs) core->unbind();
     {
       std::lock_guard lock(mutex);
@@ -616,6 +632,7 @@ struct Extension::Impl {
       std::lock_guard lock(mutex);
       phase = Phase::running;
     }
+    if (ui) ui->activate();
     logger->info("{} ({} topic position(s) given)",
                  now == Phase::awaiting ? "took over from a predecessor" : "resumed after a drain",
                  positions.size());
@@ -693,6 +710,32 @@ Extension& Extension::every(std::chrono::nanoseconds period, std::function<void(
 Extension& Extension::max_request_workers(unsigned workers) {
   impl_->pool.set_max(workers);
   return *this;
+}
+
+Extension& Extension::ui(sdk::ui::View view, sdk::ui::UiOptions options) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->phase != Phase::declaring || impl_->ui) {
+      impl_->logger->error("ui(): set once, before run(); ignored");
+      return *this;
+    }
+  }
+  Impl* impl = impl_.get();
+  detail::UiRuntime::Hooks hooks;
+  hooks.publish = [impl](std::string_view frame) {
+    return impl->ui_core && impl->ui_core->publish(std::as_bytes(std::span<const char>(
+                                                       frame.data(), frame.size())),
+                                                   std::chrono::nanoseconds::zero()) ==
+                                PublishStatus::ok;
+  };
+  hooks.watched = [impl](const std::function<void()>& f) { impl->watched(f); };
+  hooks.log = impl->logger;
+  impl_->ui = std::make_unique<detail::UiRuntime>(std::move(view), options, std::move(hooks));
+  return *this;
+}
+
+void Extension::ui_changed() {
+  if (impl_->ui) impl_->ui->changed();
 }
 
 Result<std::shared_ptr<detail::PublisherCore>> Extension::advertise_core(
@@ -840,6 +883,17 @@ int Extension::Impl::serve(int argc, char** argv) {
     return 2;
   }
   bus.emplace(std::move(*opened));
+  if (ui) {
+    // The SDK's own topic: not in the manifest, so not checked against SYMPHONY_TOPICS.
+    ui_core = std::make_shared<detail::PublisherCore>(
+        ::symphony::ui::ui_topic(id), engine::TopicType{}, ::symphony::ui::topic_options(),
+        engine::PublisherOptions{});
+    {
+      std::lock_guard lock(mutex);
+      publishers.push_back(ui_core);
+    }
+    ui->start(id);
+  }
   if (save || restore) {
     auto ckpt = engine::Checkpoint::open(bus_name, id, instance);
     if (ckpt) {
@@ -918,6 +972,7 @@ int Extension::Impl::serve(int argc, char** argv) {
     for (auto& t : timers) start_timer(*t);
     phase = Phase::running;
   }
+  if (!await_handover && ui) ui->activate();
   channel->send_event(supervisor::kReadyEvent,
                       Json().add("sdk", controlplane::kSdkVersion)
                           .add("awaiting_handover", await_handover)
@@ -949,8 +1004,15 @@ void Extension::Impl::shut_down(int& code) {
   bool clean = true;
   for (Timer* t : timer_list) clean = stop_timer(*t, deadline) && clean;
   for (Subscription* s : subs) clean = detach(*s, deadline) && clean;
+  if (ui) ui->deactivate();
   if (!pool.close(deadline)) {
     logger->error("a request did not finish within {} ms of the stop; abandoned",
+                  kStopWait.count());
+    clean = false;
+  }
+  // After the pool: a worker waiting for an event's answer gets it (an error) first.
+  if (ui && !ui->stop(deadline)) {
+    logger->error("a UI handler or view did not return within {} ms of the stop; abandoned",
                   kStopWait.count());
     clean = false;
   }

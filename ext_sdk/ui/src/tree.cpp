@@ -611,4 +611,13 @@ std::string ui_topic(std::string_view extension_id) {
   return "ui/" + std::string(extension_id);
 }
 
+engine::TopicOptions topic_options() {
+  engine::TopicOptions options;
+  options.transport = engine::TopicTransport::native;
+  options.max_payload = Limits{}.max_message_bytes;
+  options.history = 1;
+  options.capacity = kTopicCapacity;
+  return options;
+}
+
 }  // namespace symphony::ui

@@ -28,6 +28,10 @@
 //   - each timer (every()): its own thread "sym-sdk-tick".
 //   - on_event (broadcast events): one thread "sym-sdk-events", in sequence order.
 //   - save() during a hand-over drain or commit_checkpoint(): the calling thread (a worker).
+//   - the UI (ui()): one thread "sym-sdk-ui" runs the view, the diff, the publish and every UI
+//     event handler, one at a time; so a handler and the view share the author's state without
+//     a lock between them. State they share with any other callback (a timer that changes what
+//     the view shows, a request) still needs one, and a call to ui_changed().
 // So one slow subscription callback stalls only its own topic; requests, timers and the other
 // topics go on. Callbacks on different threads run concurrently: state they share needs a lock.
 //
@@ -41,6 +45,14 @@
 // restores the checkpoint, subscribes each named topic at its position (the others normally),
 // binds the publishers, starts the timers and replies {}; to a drained predecessor (a rolled
 // back update) it undoes the drain.
+//
+// User interface (ui(), docs/ui-protocol.md): the view is rendered on "sym-sdk-ui" and published
+// as frames on the SDK's own topic ui/<id> (exempt from the declared-topics check: the manifest
+// does not list it), a snapshot first, then patches against the last frame (or a snapshot when
+// it is smaller). Renders are coalesced: at most one per UiOptions::min_interval (16 ms), at
+// once after a quiet spell. The SDK answers "symphony.ui.snapshot" and "symphony.ui.event"
+// itself. Publishing starts when the publishers bind (after on_start) and stops at a drain; a
+// successor's first frame is a snapshot with seq 1 (seq restarts with the process).
 
 #include <chrono>
 #include <cstddef>
@@ -61,6 +73,7 @@
 #include "symphony/engine/topic.hpp"
 #include "symphony/sdk/declared_topics.hpp"
 #include "symphony/sdk/publisher.hpp"
+#include "symphony/sdk/ui.hpp"
 
 namespace symphony::sdk {
 
@@ -144,6 +157,18 @@ class Extension {
   Extension& every(std::chrono::nanoseconds period, std::function<void()> tick);
   // Upper bound of the request worker pool (default 8; at least 1).
   Extension& max_request_workers(unsigned workers);
+
+  // The extension's user interface: `view` returns the tree to show (ui.hpp), built from the
+  // author's state, with handlers bound to its nodes. Before run(). Rendered on the UI thread
+  // when publishing starts and after each ui_changed(), and after every handled event (a
+  // handler need not call ui_changed()); coalesced to one render per options.min_interval.
+  // A render that throws or breaks a protocol bound (duplicate ids, too deep, too many nodes,
+  // a frame over 256 KiB) is not published: the previous tree stays, the reason is logged once.
+  // A handler that throws makes the event's reply an error; the extension goes on.
+  Extension& ui(sdk::ui::View view, sdk::ui::UiOptions options = {});
+  // State the view reads has changed: render again (coalesced). Any thread, cheap (a 1 kHz
+  // stream costs ~60 renders a second). No effect without ui().
+  void ui_changed();
 
   // Publishers, bound by run() before on_start (at once when called later). Refused at once:
   // a bad name, a topic the manifest does not declare for publishing, after stop. Refused when

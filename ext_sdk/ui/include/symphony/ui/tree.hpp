@@ -24,6 +24,7 @@
 #endif
 
 #include "symphony/engine/error.hpp"
+#include "symphony/engine/topic.hpp"
 
 namespace symphony::ui {
 
@@ -111,5 +112,14 @@ double wall_clock_ms() noexcept;
 
 // The topic an extension's UI frames travel on: "ui/<extension id>".
 std::string ui_topic(std::string_view extension_id);
+
+// Its options, for everyone who opens it (the SDK publishes, the gateway subscribes; the first
+// to open a topic fixes them, the others must agree): native, raw bytes up to one frame
+// (256 KiB), history 1 (a late subscriber sees the last frame; it resyncs unless that is a
+// snapshot), kTopicCapacity slots. A subscriber's depth + history must fit the capacity, so
+// subscribe with depth <= kTopicCapacity - 1, and with Overflow::discard_oldest: the SDK never
+// waits for a reader (a `block` subscriber that falls behind would make frames be refused).
+inline constexpr std::uint32_t kTopicCapacity = 16;
+engine::TopicOptions topic_options();
 
 }  // namespace symphony::ui
