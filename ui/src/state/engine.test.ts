@@ -139,15 +139,47 @@ describe("connection-level messages", () => {
     expect(engine.getState().extensions.fx).toBeUndefined();
   });
 
-  it("a new hello forgets the previous connection's extensions", () => {
+  it("several instances: the extension shows its most alive instance's state", () => {
     const { engine, frame } = testEngine();
-    engine.receive(hello());
-    engine.receive(snapshot("old", 1, tree));
+    const st = (s: string, instance: number, reason = "") =>
+      JSON.stringify({ v: 1, kind: "state", extension: "svc", state: s, reason, instance });
+    engine.receive(st("HEALTHY", 0));
+    engine.receive(st("STARTING", 1)); // an update starts a new instance
     frame();
-    engine.receive(hello());
-    engine.receive(snapshot("new", 1, tree));
+    expect(engine.getState().extensions.svc.state).toBe("HEALTHY");
+    engine.receive(st("HEALTHY", 1));
+    engine.receive(st("STOPPING", 0));
+    engine.receive(st("TERMINATED", 0));
     frame();
-    expect(Object.keys(engine.getState().extensions)).toEqual(["new"]);
+    expect(engine.getState().extensions.svc).toMatchObject({ state: "HEALTHY", instance: 1 });
+    engine.receive(st("CRASHED", 1, "killed by signal 9"));
+    frame();
+    expect(engine.getState().extensions.svc).toMatchObject({ state: "CRASHED", reason: "killed by signal 9", instance: 1 });
+  });
+
+  it("a new hello keeps the last trees on screen, and forgets what the new connection does not mention", () => {
+    vi.useFakeTimers();
+    try {
+      const { engine, frame } = testEngine({ attachGraceMs: 3000 });
+      engine.receive(hello());
+      engine.receive(snapshot("old", 1, tree));
+      engine.receive(snapshot("kept", 7, tree));
+      frame();
+      engine.receive(hello());
+      frame();
+      // nothing disappears at once; but no sequence state survives the reconnection
+      expect(Object.keys(engine.getState().extensions).sort()).toEqual(["kept", "old"]);
+      expect(engine.getState().extensions.kept.seq).toBeNull();
+      engine.receive(state("kept", "HEALTHY"));
+      engine.receive(snapshot("kept", 1, tree));
+      engine.receive(snapshot("new", 1, tree));
+      frame();
+      vi.advanceTimersByTime(3000);
+      frame();
+      expect(Object.keys(engine.getState().extensions).sort()).toEqual(["kept", "new"]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("an unchanged extension keeps its view object across flushes", () => {

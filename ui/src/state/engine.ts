@@ -47,6 +47,8 @@ export interface AppState {
 
 interface Ext {
   id: string;
+  /** Lifecycle state per instance (the gateway sends one `state` per instance). */
+  instances: Map<number, { state: string; reason?: string }>;
   state: string | null;
   reason?: string;
   instance?: number;
@@ -55,6 +57,8 @@ interface Ext {
   refused?: string;
   nodes: NodeSource;
   awaitingSnapshot: boolean;
+  /** Mentioned by the current connection (see hello). */
+  confirmed: boolean;
   lastResync: number;
   resyncTimer: ReturnType<typeof setTimeout> | null;
 }
@@ -70,6 +74,14 @@ export interface EngineOptions {
   probe?: Probe;
   /** Minimum time between two resync requests for one extension. */
   resyncIntervalMs?: number;
+  /** After `hello`, how long extensions of the previous connection stay without news. */
+  attachGraceMs?: number;
+}
+
+const STATE_RANK = ["HEALTHY", "UPDATING", "RUNNING", "STARTING", "CREATED", "STOPPING", "CRASHED", "FAILED", "TERMINATED"];
+function rank(state: string): number {
+  const i = STATE_RANK.indexOf(state);
+  return i < 0 ? STATE_RANK.length : i;
 }
 
 const defaultSchedule = (cb: () => void) => {
@@ -95,6 +107,8 @@ export class Engine {
   private readonly log: Pick<Console, "warn" | "error">;
   private readonly resyncInterval: number;
   private reloading = false;
+  private helloTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly attachGraceMs: number;
 
   constructor(opts: EngineOptions = {}) {
     this.send = opts.send ?? (() => false);
@@ -103,6 +117,7 @@ export class Engine {
     this.log = opts.log ?? console;
     this.probe = opts.probe ?? new Probe();
     this.resyncInterval = opts.resyncIntervalMs ?? 1000;
+    this.attachGraceMs = opts.attachGraceMs ?? 3000;
     this.store = createStore<AppState>()(() => ({
       status: "connecting",
       statusDetail: null,
@@ -146,22 +161,45 @@ export class Engine {
 
   handle(msg: ServerMsg, tReceived = now()) {
     switch (msg.kind) {
-      case "hello":
-        // A new connection: the gateway sends every state and snapshot right after this, all
-        // applied before the next frame renders. Forget what the last connection knew.
-        for (const ext of this.exts.values()) if (ext.resyncTimer) clearTimeout(ext.resyncTimer);
-        for (const id of this.exts.keys()) this.probe.forget(id);
-        this.exts.clear();
-        this.dirty.clear();
-        this.views.clear();
+      case "hello": {
+        // A new connection: the gateway sends every state and snapshot right after this. Keep
+        // showing what the last connection knew until then (no flash of an empty app), but
+        // without sequence state; what the gateway does not mention again within the grace
+        // period is gone.
+        if (this.helloTimer) clearTimeout(this.helloTimer);
+        for (const ext of this.exts.values()) {
+          if (ext.resyncTimer) clearTimeout(ext.resyncTimer);
+          ext.resyncTimer = null;
+          ext.awaitingSnapshot = false;
+          ext.lastResync = -Infinity;
+          ext.seq = null;
+          ext.confirmed = false;
+          this.markDirty(ext.id);
+        }
         this.pendingEvents.clear();
-        this.setTop({ gateway: msg.gateway, bus: msg.bus ?? null, extensions: {} });
+        this.helloTimer = setTimeout(() => {
+          this.helloTimer = null;
+          for (const ext of [...this.exts.values()])
+            if (!ext.confirmed) {
+              this.exts.delete(ext.id);
+              this.probe.forget(ext.id);
+              this.markDirty(ext.id);
+            }
+        }, this.attachGraceMs);
+        this.setTop({ gateway: msg.gateway, bus: msg.bus ?? null });
         return;
+      }
       case "state": {
         const ext = this.ext(msg.extension);
-        ext.state = msg.state;
-        ext.reason = msg.reason;
-        ext.instance = msg.instance;
+        ext.instances.set(msg.instance ?? 0, { state: msg.state, reason: msg.reason });
+        // The extension shows its most alive instance's state (while an update replaces an
+        // instance, the old one's STOPPING/TERMINATED does not hide the new one's HEALTHY).
+        let best: [number, { state: string; reason?: string }] | null = null;
+        for (const entry of ext.instances)
+          if (!best || rank(entry[1].state) < rank(best[1].state) || (rank(entry[1].state) === rank(best[1].state) && entry[0] < best[0])) best = entry;
+        ext.instance = best![0];
+        ext.state = best![1].state;
+        ext.reason = best![1].reason;
         this.markDirty(ext.id);
         return;
       }
@@ -243,10 +281,12 @@ export class Engine {
     }
   }
 
+  /** The extension `id`, created if new; the current connection mentioned it. */
   private ext(id: string): Ext {
     let e = this.exts.get(id);
+    if (e) e.confirmed = true;
     if (!e) {
-      e = { id, state: null, tree: null, seq: null, nodes: new NodeSource(), awaitingSnapshot: false, lastResync: -Infinity, resyncTimer: null };
+      e = { id, instances: new Map(), state: null, tree: null, seq: null, nodes: new NodeSource(), awaitingSnapshot: false, confirmed: true, lastResync: -Infinity, resyncTimer: null };
       this.exts.set(id, e);
     }
     return e;
