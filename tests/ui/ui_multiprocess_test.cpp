@@ -1,0 +1,283 @@
+// The SDK's UI end to end without a browser: the ui-probe extension under a real supervisor,
+// its topic ui/ui-probe read here the way the gateway reads it (discard_oldest, a mirror tree
+// kept with symphony::ui::apply), and the SDK's requests through Supervisor::request.
+
+#include <unistd.h>
+
+#include <optional>
+#include <thread>
+
+#include "supervisor_fixture.hpp"
+#include "symphony/engine/bus.hpp"
+#include "symphony/ui/tree.hpp"
+
+#ifndef SYMPHONY_UI_PROBE_MANIFEST
+#error "SYMPHONY_UI_PROBE_MANIFEST must name the ui-probe's manifest"
+#endif
+
+namespace symphony::test {
+namespace {
+
+namespace sui = ::symphony::ui;
+
+class UiProbeTest : public SupervisorFixture {
+ protected:
+  void SetUp() override {
+    SupervisorFixture::SetUp();
+    start();
+  }
+  void TearDown() override {
+    sub_.reset();
+    bus_handle_.reset();
+    SupervisorFixture::TearDown();
+  }
+
+  static supervisor::Manifest probe(std::vector<std::string> args) {
+    auto m = supervisor::load_manifest(SYMPHONY_UI_PROBE_MANIFEST);
+    EXPECT_TRUE(m) << m.error().message();
+    if (!m) return {};
+    m->args = std::move(args);
+    m->start_timeout = 30s;
+    m->intensity = {1'000'000, 1s};
+    return *m;
+  }
+
+  // Subscribes to ui/ui-probe like the gateway: never slows the extension down.
+  void subscribe() {
+    auto bus = Bus::open({.name = bus_, .runtime_dir = {}});
+    ASSERT_TRUE(bus) << bus.error().message;
+    bus_handle_.emplace(std::move(*bus));
+    engine::SubscriberOptions options;
+    options.depth = sui::kTopicCapacity - 1;
+    options.overflow = engine::Overflow::discard_oldest;
+    auto sub = bus_handle_->subscribe(sui::ui_topic("ui-probe"), engine::TopicType{},
+                                      sui::topic_options(), options);
+    ASSERT_TRUE(sub) << sub.error().message;
+    sub_.emplace(std::move(*sub));
+  }
+
+  // The next frame (nullopt after `timeout`).
+  std::optional<sui::Frame> next(std::chrono::milliseconds timeout = 10s) {
+    const auto until = Clock::now() + timeout;
+    while (Clock::now() < until) {
+      const engine::Frame f = sub_->try_take();
+      if (f.ok()) {
+        const std::string text(static_cast<const char*>(static_cast<const void*>(f.data)), f.size);
+        sub_->release();
+        auto frame = sui::decode_frame(text);
+        EXPECT_TRUE(frame) << frame.error().message << ": " << text.substr(0, 300);
+        if (frame) return std::move(*frame);
+        continue;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    return std::nullopt;
+  }
+
+  // The gateway's mirror: a snapshot resets it, a patch must apply on its base.
+  void mirror(const sui::Frame& f) {
+    if (f.kind == sui::Frame::Kind::snapshot) {
+      mirror_ = *f.tree;
+    } else {
+      ASSERT_EQ(f.base, mirror_seq_) << "a gap";
+      auto ok = sui::apply(mirror_, f.ops);
+      ASSERT_TRUE(ok) << ok.error().message;
+    }
+    mirror_seq_ = f.seq;
+  }
+
+  // Mirrors frames until one with seq >= `seq`; returns it.
+  std::optional<sui::Frame> until_seq(std::uint64_t seq) {
+    for (;;) {
+      auto f = next();
+      if (!f) return std::nullopt;
+      mirror(*f);
+      if (f->seq >= seq) return f;
+    }
+  }
+
+  std::string prop(const std::string& id, const char* key) {
+    const sui::Node* n = find(mirror_, id);
+    if (n == nullptr || !n->props.contains(key)) return "<none>";
+    return n->props[key].is_string() ? n->props[key].get<std::string>() : n->props[key].dump();
+  }
+  static const sui::Node* find(const sui::Node& n, const std::string& id) {
+    if (n.id == id) return &n;
+    for (const auto& c : n.children) {
+      if (auto* f = find(c, id)) return f;
+    }
+    return nullptr;
+  }
+
+  engine::Result<std::string> call(const std::string& method, const std::string& payload) {
+    return supervisor_->request("ui-probe", method, payload, 10s);
+  }
+
+  std::optional<Bus> bus_handle_;
+  std::optional<engine::RawSubscriber> sub_;
+  sui::Node mirror_;
+  std::uint64_t mirror_seq_ = 0;
+};
+
+TEST_F(UiProbeTest, SnapshotFirstEventsAnsweredWithTheFrameThatShowsThem) {
+  subscribe();
+  add(probe({"--tick-ms", "0"}));
+  healthy("ui-probe");
+  auto first = next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->kind, sui::Frame::Kind::snapshot);
+  EXPECT_EQ(first->seq, 1u);
+  EXPECT_EQ(first->extension, "ui-probe");
+  mirror(*first);
+  EXPECT_EQ(prop("count", "text"), "0");
+  EXPECT_EQ(find(mirror_, "increment")->events, std::vector<std::string>{"click"});
+
+  auto snapshot = call("symphony.ui.snapshot", "{}");
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  auto snap = sui::decode_frame(*snapshot);
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_EQ(snap->kind, sui::Frame::Kind::snapshot);
+  EXPECT_EQ(snap->seq, 1u);
+  EXPECT_EQ(*snap->tree, mirror_);
+
+  for (std::uint64_t click = 1; click <= 3; ++click) {
+    const std::uint64_t event_seq = 40 + click;
+    auto reply = call("symphony.ui.event", R"({"node":"increment","event":"click","payload":{},"seq":)" +
+                                               std::to_string(event_seq) + "}");
+    ASSERT_TRUE(reply) << reply.error().message;
+    auto json = sui::parse_json(*reply);
+    ASSERT_TRUE(json);
+    EXPECT_EQ((*json)["handled"], true);
+    const auto tree_seq = (*json)["tree_seq"].get<std::uint64_t>();
+    EXPECT_EQ(tree_seq, mirror_seq_ + 1);
+    auto f = until_seq(tree_seq);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->kind, sui::Frame::Kind::patch);
+    EXPECT_EQ(f->seq, tree_seq);
+    EXPECT_EQ(f->events_done, std::vector<std::uint64_t>{event_seq});
+    EXPECT_EQ(prop("count", "text"), std::to_string(click));
+  }
+
+  auto echo = call("symphony.ui.event", R"({"node":"echo","event":"change","payload":{"value":"héllo"},"seq":50})");
+  ASSERT_TRUE(echo) << echo.error().message;
+  ASSERT_TRUE(until_seq(sui::parse_json(*echo)->at("tree_seq").get<std::uint64_t>()));
+  EXPECT_EQ(prop("echoed", "text"), "héllo");
+
+  auto unknown = call("symphony.ui.event", R"({"node":"nope","event":"click","payload":{},"seq":51})");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("unknown node 'nope'"), std::string::npos)
+      << unknown.error().message;
+  auto no_event = call("symphony.ui.event", R"({"node":"increment","event":"submit","payload":{},"seq":52})");
+  ASSERT_FALSE(no_event);
+  EXPECT_NE(no_event.error().message.find("node 'increment' has no event 'submit'"),
+            std::string::npos)
+      << no_event.error().message;
+  auto threw = call("symphony.ui.event", R"({"node":"fail","event":"click","payload":{},"seq":53})");
+  ASSERT_FALSE(threw);
+  EXPECT_NE(threw.error().message.find("probe failure"), std::string::npos) << threw.error().message;
+  // Still serving.
+  auto again = call("symphony.ui.event", R"({"node":"increment","event":"click","payload":{},"seq":54})");
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_TRUE(until_seq(sui::parse_json(*again)->at("tree_seq").get<std::uint64_t>()));
+  EXPECT_EQ(prop("count", "text"), "4");
+}
+
+TEST_F(UiProbeTest, TickerPatchesApplyInOrderToTheMirror) {
+  subscribe();
+  add(probe({"--tick-ms", "20"}));
+  healthy("ui-probe");
+  auto first = next();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->kind, sui::Frame::Kind::snapshot);
+  mirror(*first);
+  long last_tick = std::stol(prop("ticker", "text"));
+  int patches = 0;
+  const auto until = Clock::now() + 1s;
+  while (Clock::now() < until) {
+    auto f = next(2s);
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->kind, sui::Frame::Kind::patch);
+    mirror(*f);
+    ASSERT_FALSE(HasFailure());
+    const long tick = std::stol(prop("ticker", "text"));
+    EXPECT_GT(tick, last_tick);
+    last_tick = tick;
+    ++patches;
+  }
+  EXPECT_GE(patches, 10) << "a tick every 20 ms";
+  auto snap = sui::decode_frame(*call("symphony.ui.snapshot", "{}"));
+  ASSERT_TRUE(snap);
+  EXPECT_GE(snap->seq, mirror_seq_);
+}
+
+TEST_F(UiProbeTest, AThousandChangesASecondRenderAtMostAboutSixtyTimes) {
+  subscribe();
+  add(probe({"--tick-ms", "0", "--rate-hz", "1000"}));
+  healthy("ui-probe");
+  auto first = next();
+  ASSERT_TRUE(first);
+  // Count frames by their seq over two seconds (robust to discards), after a settling time.
+  std::this_thread::sleep_for(300ms);
+  std::optional<std::uint64_t> from;
+  std::uint64_t to = 0;
+  double t_from = 0, t_to = 0;  // the frames' own publish times
+  const auto began = Clock::now();
+  const auto until = began + 2s;
+  while (Clock::now() < until) {
+    auto f = next(100ms);
+    if (!f) continue;
+    if (!from) {
+      from = f->seq;
+      t_from = f->t_ms;
+    }
+    to = f->seq;
+    t_to = f->t_ms;
+  }
+  ASSERT_TRUE(from);
+  ASSERT_GT(t_to - t_from, 1000.0);
+  const double rate = static_cast<double>(to - *from) / ((t_to - t_from) / 1000.0);
+  std::printf("1 kHz ui_changed(): %.1f frames/s\n", rate);
+  EXPECT_LE(rate, 70.0);
+  EXPECT_GE(rate, kSanitized ? 5.0 : 30.0);
+  const sui::Node* chart = nullptr;
+  auto snap = sui::decode_frame(*call("symphony.ui.snapshot", "{}"));
+  ASSERT_TRUE(snap);
+  chart = find(*snap->tree, "chart");
+  ASSERT_NE(chart, nullptr);
+  EXPECT_EQ(chart->props["series"][0]["points"].size(), 300u);
+}
+
+TEST_F(UiProbeTest, HotUpdateSuccessorStartsWithASnapshotOfSeqOne) {
+  subscribe();
+  add(probe({"--tick-ms", "50"}));
+  healthy("ui-probe");
+  auto first = next();
+  ASSERT_TRUE(first);
+  mirror(*first);
+  ASSERT_TRUE(until_seq(5));
+  auto next_version = probe({"--tick-ms", "50"});
+  next_version.version = "2.0.0";
+  auto updated = supervisor_->update(next_version, 30s);
+  ASSERT_TRUE(updated) << updated.error().message;
+  // Frames until the successor's first: a snapshot with seq 1, then patches on it.
+  bool restarted = false;
+  for (int i = 0; i < 200 && !restarted; ++i) {
+    auto f = next(5s);
+    ASSERT_TRUE(f);
+    if (f->seq == 1) {
+      EXPECT_EQ(f->kind, sui::Frame::Kind::snapshot);
+      restarted = true;
+    }
+    mirror(*f);
+    ASSERT_FALSE(HasFailure());
+  }
+  ASSERT_TRUE(restarted);
+  auto f = next(5s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->kind, sui::Frame::Kind::patch);
+  EXPECT_EQ(f->base, 1u);
+  mirror(*f);
+}
+
+}  // namespace
+}  // namespace symphony::test
