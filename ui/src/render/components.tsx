@@ -19,7 +19,7 @@ export function StackNode({ node, children }: NodeProps) {
   const row = node.props.direction === "row";
   const gap = num(node.props.gap, 12);
   return (
-    <div {...nodeAttrs(node)} className={cn("flex min-w-0", row ? "flex-row flex-wrap items-stretch [&>*]:min-w-0 [&>*]:flex-1" : "flex-col")} style={{ gap }}>
+    <div {...nodeAttrs(node)} className={cn("flex min-w-0", row ? "sym-row flex-row flex-wrap items-stretch" : "flex-col")} style={{ gap }}>
       {children}
     </div>
   );
