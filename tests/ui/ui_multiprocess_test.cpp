@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <thread>
 
@@ -43,14 +45,15 @@ class UiProbeTest : public SupervisorFixture {
   }
 
   // Subscribes to ui/ui-probe like the gateway: never slows the extension down.
-  void subscribe() {
+  void subscribe(const std::string& extension = "ui-probe") {
+    ext_ = extension;
     auto bus = Bus::open({.name = bus_, .runtime_dir = {}});
     ASSERT_TRUE(bus) << bus.error().message;
     bus_handle_.emplace(std::move(*bus));
     engine::SubscriberOptions options;
     options.depth = sui::kTopicCapacity - 1;
     options.overflow = engine::Overflow::discard_oldest;
-    auto sub = bus_handle_->subscribe(sui::ui_topic("ui-probe"), engine::TopicType{},
+    auto sub = bus_handle_->subscribe(sui::ui_topic(ext_), engine::TopicType{},
                                       sui::topic_options(), options);
     ASSERT_TRUE(sub) << sub.error().message;
     sub_.emplace(std::move(*sub));
@@ -110,9 +113,10 @@ class UiProbeTest : public SupervisorFixture {
   }
 
   engine::Result<std::string> call(const std::string& method, const std::string& payload) {
-    return supervisor_->request("ui-probe", method, payload, 10s);
+    return supervisor_->request(ext_, method, payload, 10s);
   }
 
+  std::string ext_ = "ui-probe";
   std::optional<Bus> bus_handle_;
   std::optional<engine::RawSubscriber> sub_;
   sui::Node mirror_;
@@ -277,6 +281,154 @@ TEST_F(UiProbeTest, HotUpdateSuccessorStartsWithASnapshotOfSeqOne) {
   EXPECT_EQ(f->kind, sui::Frame::Kind::patch);
   EXPECT_EQ(f->base, 1u);
   mirror(*f);
+}
+
+// ---- the samples' panels ----
+
+class SamplePanelTest : public UiProbeTest {
+ protected:
+  static supervisor::Manifest sample(const std::string& name) {
+    auto m = supervisor::load_manifest(std::filesystem::path(SYMPHONY_EXTENSIONS_DIR) / name /
+                                       (name + ".json"));
+    EXPECT_TRUE(m) << m.error().message();
+    if (!m) return {};
+    m->start_timeout = 30s;
+    m->intensity = {1'000'000, 1s};
+    if (kSanitized) m->limits = {};
+    return *m;
+  }
+  std::uint64_t event(const std::string& node, const std::string& name, const std::string& payload) {
+    static std::uint64_t seq = 100;
+    auto reply = call("symphony.ui.event", R"({"node":")" + node + R"(","event":")" + name +
+                                               R"(","payload":)" + payload + R"(,"seq":)" +
+                                               std::to_string(++seq) + "}");
+    EXPECT_TRUE(reply) << reply.error().message;
+    if (!reply) return 0;
+    return sui::parse_json(*reply)->at("tree_seq").get<std::uint64_t>();
+  }
+};
+
+TEST_F(SamplePanelTest, FileExplorerSearchesAndComesBackWithItsQueryAfterAKill) {
+  const auto root = std::filesystem::temp_directory_path() / ("symphony-ui-fe-" + bus_);
+  std::filesystem::create_directories(root / "src");
+  for (int i = 0; i < 70; ++i) std::ofstream(root / "src" / ("needle_" + std::to_string(i) + ".cpp")) << i;
+  std::ofstream(root / "README.md") << "hello";
+  auto m = sample("file-explorer");
+  m.args = {"--root", root.string()};
+  subscribe("file-explorer");
+  add(m);
+  healthy("file-explorer");
+  auto first = next();
+  ASSERT_TRUE(first);
+  mirror(*first);
+  ASSERT_NE(find(mirror_, "search"), nullptr);
+  EXPECT_EQ(find(mirror_, "search")->events, std::vector<std::string>{"change"});
+  EXPECT_EQ(find(mirror_, "search")->props["debounce_ms"], 100);
+  EXPECT_EQ(prop("files", "value"), "71");
+  EXPECT_TRUE(find(mirror_, "results")->children.empty());
+
+  ASSERT_TRUE(until_seq(event("search", "change", R"({"value":"needle_1"})")));
+  // needle_1, needle_10..19: 11 matches.
+  EXPECT_EQ(find(mirror_, "results")->children.size(), 11u);
+  EXPECT_EQ(prop("match-count", "text"), "11 matches");
+  EXPECT_EQ(prop("search", "value"), "needle_1");
+  const sui::Node* row = find(mirror_, "r:src/needle_1.cpp");
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row->type, "row");
+  ASSERT_TRUE(until_seq(event("search", "change", R"({"value":"needle"})")));
+  EXPECT_EQ(find(mirror_, "results")->children.size(), 50u);
+  EXPECT_EQ(prop("match-count", "text"), "70 matches (first 50 shown)");
+  ASSERT_TRUE(until_seq(event("search", "change", R"({"value":"needle_2"})")));
+  EXPECT_EQ(find(mirror_, "results")->children.size(), 11u);
+
+  // Killed: no final checkpoint; the query was committed when it changed.
+  const auto before = figures("file-explorer");
+  const std::size_t from = events_.size();
+  ASSERT_EQ(::kill(before.pid, SIGKILL), 0);
+  healthy("file-explorer", from);
+  std::optional<sui::Frame> fresh;
+  for (int i = 0; i < 20; ++i) {
+    fresh = next();
+    ASSERT_TRUE(fresh);
+    if (fresh->seq == 1) break;
+  }
+  ASSERT_EQ(fresh->seq, 1u);
+  ASSERT_EQ(fresh->kind, sui::Frame::Kind::snapshot);
+  mirror(*fresh);
+  EXPECT_EQ(prop("search", "value"), "needle_2");
+  EXPECT_EQ(find(mirror_, "results")->children.size(), 11u);
+  EXPECT_EQ(prop("match-count", "text"), "11 matches");
+  std::error_code ec;
+  std::filesystem::remove_all(root, ec);
+}
+
+TEST_F(SamplePanelTest, DataOperatorChartsAtMostSixtyRendersASecond) {
+  auto m = sample("data-operator");
+  m.args = {"--source", "stat", "--rate", "1000", "--window", "10"};
+  subscribe("data-operator");
+  add(m);
+  healthy("data-operator");
+  ASSERT_TRUE(next());
+  std::this_thread::sleep_for(1200ms);
+  std::optional<std::uint64_t> from;
+  std::uint64_t to = 0;
+  double t_from = 0, t_to = 0;
+  const auto until = Clock::now() + 1500ms;
+  while (Clock::now() < until) {
+    auto f = next(100ms);
+    if (!f) continue;
+    if (!from) {
+      from = f->seq;
+      t_from = f->t_ms;
+    }
+    to = f->seq;
+    t_to = f->t_ms;
+  }
+  ASSERT_TRUE(from);
+  const double rate = static_cast<double>(to - *from) / ((t_to - t_from) / 1000.0);
+  std::printf("data-operator panel: %.1f frames/s\n", rate);
+  EXPECT_LE(rate, 70.0);
+  auto snap = sui::decode_frame(*call("symphony.ui.snapshot", "{}"));
+  ASSERT_TRUE(snap);
+  const sui::Node* cpu = find(*snap->tree, "cpu");
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_EQ(cpu->type, "line-chart");
+  EXPECT_GT(cpu->props["series"][0]["points"].size(), 10u);
+  EXPECT_LE(cpu->props["series"][0]["points"].size(), 300u);
+  EXPECT_NE(find(*snap->tree, "rate"), nullptr);
+  EXPECT_NE(find(*snap->tree, "mean"), nullptr);
+}
+
+TEST_F(SamplePanelTest, HelloCountsAndChaosCrashesFromItsPanel) {
+  subscribe("hello");
+  add(sample("hello"));
+  healthy("hello");
+  auto first = next();
+  ASSERT_TRUE(first);
+  mirror(*first);
+  EXPECT_EQ(prop("greeted", "text"), "0 greeted");
+  ASSERT_TRUE(until_seq(event("greet", "click", "{}")));
+  EXPECT_EQ(prop("greeted", "text"), "1 greeted");
+
+  subscribe("chaos");
+  add(sample("chaos"));
+  healthy("chaos");
+  auto chaos = next();
+  ASSERT_TRUE(chaos);
+  mirror(*chaos);
+  for (const char* id : {"crash", "hang", "leak"}) {
+    const sui::Node* b = find(mirror_, id);
+    ASSERT_NE(b, nullptr) << id;
+    EXPECT_EQ(b->props["variant"], "destructive");
+    EXPECT_EQ(b->events, std::vector<std::string>{"click"});
+  }
+  ASSERT_TRUE(until_seq(event("leak", "click", "{}")));
+  EXPECT_EQ(prop("leaked", "value"), "16");
+  const std::size_t from = events_.size();
+  auto crashed = call("symphony.ui.event", R"({"node":"crash","event":"click","payload":{},"seq":1})");
+  EXPECT_FALSE(crashed);
+  EXPECT_GE(events_.wait_state("chaos", LifecycleState::crashed, 20s, from), 0);
+  healthy("chaos", from);
 }
 
 }  // namespace

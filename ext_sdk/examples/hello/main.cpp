@@ -1,5 +1,6 @@
 // The smallest useful extension: answers "hello" requests and remembers how many it answered
-// across restarts (its checkpoint). Run it under a host with examples/hello/hello.json.
+// across restarts (its checkpoint), and shows the count on a panel with a button that counts
+// too. Run it under a host with examples/hello/hello.json.
 #include <symphony/sdk/extension.hpp>
 
 #include <atomic>
@@ -13,10 +14,15 @@ int main(int argc, char** argv) {
     const std::string name = request.string("name").value_or("world");
     if (name.size() > 64) return symphony::sdk::fail("a name is at most 64 characters");
     ext.log().info("greeting {}", name);
-    return symphony::sdk::Json()
-        .add("greeting", "hello, " + name)
-        .add("greeted", greeted.fetch_add(1) + 1)
-        .str();
+    const std::uint64_t count = greeted.fetch_add(1) + 1;
+    ext.ui_changed();
+    return symphony::sdk::Json().add("greeting", "hello, " + name).add("greeted", count).str();
+  });
+  ext.ui([&] {  // on the UI thread; `greeted` is shared with the requests: atomic
+    using namespace symphony::sdk::ui;
+    return stack("root", {heading("title", "Hello"),
+                          text("greeted", std::to_string(greeted.load()) + " greeted"),
+                          button("greet", "Greet").on("click", [&](const UiEvent&) { ++greeted; })});
   });
   ext.on_checkpoint(
       [&] {  // save: the counter's 8 bytes

@@ -8,6 +8,10 @@
 //     loadavg: the 1-minute load average from /proc/loadavg
 //     signal:  a generated 1 Hz sine (amplitude 1) plus a little deterministic noise
 // Requests: "stats" -> {"published", "full", "rate_hz", "source", "last": {...}}.
+//
+// Panel (Extension::ui): a line chart ("cpu") of the mean over each of the last 300 windows (in
+// percent for /proc/stat), the measured rate and the mean. The timer calls ui_changed() for
+// every sample (1 kHz by default); the SDK folds them into at most one render per 16 ms.
 
 #include <algorithm>
 #include <cmath>
@@ -94,6 +98,14 @@ int main(int argc, char** argv) {
   OperatorSample last{};
   std::uint64_t seq = 0, full = 0;
   const auto began = std::chrono::steady_clock::now();
+  // The panel's, under `mutex`: one point per completed window, the measured rate.
+  constexpr std::size_t kChartPoints = 300;
+  std::deque<double> history;
+  std::size_t in_window = 0;
+  double measured_rate = 0;
+  std::uint64_t rate_seq = 0;
+  auto rate_since = began;
+  const double scale = source == OperatorSource::proc_stat ? 100.0 : 1.0;  // busy in percent
 
   ext.every(std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 / rate)), [&] {
     const auto now = std::chrono::steady_clock::now();
@@ -134,9 +146,45 @@ int main(int argc, char** argv) {
       std::lock_guard lock(mutex);
       last = s;
     });
+    {
+      std::lock_guard lock(mutex);
+      if (status == sdk::PublishStatus::ok) ++seq;
+      if (status == sdk::PublishStatus::full) ++full;
+      if (++in_window >= window_size) {
+        in_window = 0;
+        history.push_back(mean * scale);
+        if (history.size() > kChartPoints) history.pop_front();
+      }
+      const double elapsed = std::chrono::duration<double>(now - rate_since).count();
+      if (elapsed >= 1.0) {
+        measured_rate = static_cast<double>(seq - rate_seq) / elapsed;
+        rate_seq = seq;
+        rate_since = now;
+      }
+    }
+    ext.ui_changed();  // every sample: the SDK coalesces
+  });
+
+  ext.ui([&] {
+    using namespace sdk::ui;  // (stat is the pipeline's ProcStat here: sdk::ui::stat below)
     std::lock_guard lock(mutex);
-    if (status == sdk::PublishStatus::ok) ++seq;
-    if (status == sdk::PublishStatus::full) ++full;
+    const char* unit = source == OperatorSource::proc_stat ? "%" : "";
+    char mean_text[32];
+    std::snprintf(mean_text, sizeof mean_text, "%.1f", last.mean * scale);
+    Element chart = line_chart("cpu", {{source == OperatorSource::proc_stat ? "CPU busy" : "mean",
+                                        std::vector<double>(history.begin(), history.end())}})
+                        .prop("unit", unit)
+                        .prop("height", 160);
+    if (source == OperatorSource::proc_stat) chart.prop("min", 0).prop("max", 100);
+    return stack("root",
+                 {heading("title", "Data operator"),
+                  hstack("stats", {sdk::ui::stat("rate", "Rate", std::lround(measured_rate), "/s"),
+                                   sdk::ui::stat("mean", "Mean busy", mean_text, unit),
+                                   sdk::ui::stat("published", "Published", seq)}),
+                  std::move(chart),
+                  text("window", "mean of each window of " + std::to_string(window_size) +
+                                     " samples, last " + std::to_string(kChartPoints) + " windows")
+                      .prop("tone", "muted")});
   });
 
   ext.on_request("stats", [&](const sdk::Request&) -> sdk::Reply {
