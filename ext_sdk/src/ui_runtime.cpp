@@ -205,6 +205,7 @@ void UiRuntime::loop() {
     const bool due = active_ && dirty_ &&
                      (Clock::now() >= next_render_ || (!snapshots.empty() && !tree_));
     const bool force = need_snapshot_;
+    const bool still_active = active_;
     if (due) {
       dirty_ = false;
       need_snapshot_ = false;
@@ -212,13 +213,10 @@ void UiRuntime::loop() {
     }
     lock.unlock();
     if (due) render(force);
-    lock.lock();
-    const bool render_pending = active_ && dirty_;
-    lock.unlock();
-
-    // Handled events are answered with the frame that shows their effect: this one, unless a
-    // render is still due (rate-limited), then the next.
-    if (!render_pending || !active) {
+    // Handled events are answered after the first render that follows them: its frame (or the
+    // current one, if the render changed nothing or was refused) shows their effect. Not after
+    // "the last pending render": under a steady stream of changes there always is one.
+    if (due || !still_active) {
       for (auto& e : awaiting_) {
         e.waiter->answer(sui::Value{{"handled", true}, {"tree_seq", seq_}}.dump());
       }

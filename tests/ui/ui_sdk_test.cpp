@@ -21,6 +21,12 @@
 namespace symphony::test {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 using namespace sdk::ui;
 namespace sui = ::symphony::ui;
 
@@ -248,6 +254,34 @@ TEST_F(UiRuntimeTest, EventsRunOnTheUiThreadAndAnswerWithTheirFrame) {
   reply = runtime_->event(R"({"node":"inc","event":"click","payload":{},"seq":47})");
   ASSERT_TRUE(reply) << reply.error().message;
   EXPECT_EQ(clicks, 2);
+}
+
+TEST_F(UiRuntimeTest, EventsAreAnsweredPromptlyUnderASteadyStreamOfChanges) {
+  std::atomic<int> value{0};
+  int clicks = 0;
+  start([&] {
+    return stack("root", {text("v", std::to_string(value.load())),
+                          button("b", "b").on("click", [&](const UiEvent&) { ++clicks; }),
+                          text("clicks", std::to_string(clicks))});
+  });
+  frame(1);
+  std::atomic<bool> done{false};
+  std::thread changer([&] {
+    while (!done) {
+      ++value;
+      runtime_->changed();
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  for (int i = 0; i < 10; ++i) {
+    const auto sent = Clock::now();
+    auto reply = runtime_->event(R"({"node":"b","event":"click","payload":{},"seq":)" +
+                                 std::to_string(i) + "}");
+    ASSERT_TRUE(reply) << reply.error().message;
+    EXPECT_LT(Clock::now() - sent, kSanitized ? 1000ms : 200ms);
+  }
+  done = true;
+  changer.join();
 }
 
 TEST_F(UiRuntimeTest, AnInvalidRenderIsNotPublishedAndThePreviousTreeStays) {
