@@ -214,6 +214,33 @@ TEST_F(UiProbeTest, TickerPatchesApplyInOrderToTheMirror) {
   EXPECT_GE(snap->seq, mirror_seq_);
 }
 
+// No reader for a while (the ring wraps many times: publishing never waits), then a late one
+// resyncs like the gateway: a snapshot by request, then the patches after its seq.
+TEST_F(UiProbeTest, ALateSubscriberResyncsFromASnapshotRequest) {
+  add(probe({"--tick-ms", "5"}));
+  healthy("ui-probe");
+  std::this_thread::sleep_for(600ms);  // ~100 frames into a 16-slot ring, nobody reading
+  subscribe();
+  auto snapshot = call("symphony.ui.snapshot", "{}");
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  auto snap = sui::decode_frame(*snapshot);
+  ASSERT_TRUE(snap);
+  EXPECT_GT(snap->seq, 20u);
+  mirror(*snap);
+  int applied = 0;
+  while (applied < 20) {
+    auto f = next(5s);
+    ASSERT_TRUE(f);
+    if (f->seq <= mirror_seq_) continue;  // from before the snapshot (history, queue)
+    ASSERT_EQ(f->kind, sui::Frame::Kind::patch);
+    ASSERT_EQ(f->base, mirror_seq_);  // no gap: the snapshot's seq is where patches go on
+    mirror(*f);
+    ASSERT_FALSE(HasFailure());
+    ++applied;
+  }
+  EXPECT_GT(std::stol(prop("ticker", "text")), 100);
+}
+
 TEST_F(UiProbeTest, AThousandChangesASecondRenderAtMostAboutSixtyTimes) {
   subscribe();
   add(probe({"--tick-ms", "0", "--rate-hz", "1000"}));
