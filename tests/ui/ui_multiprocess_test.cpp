@@ -458,5 +458,27 @@ TEST_F(SamplePanelTest, HelloCountsAndChaosCrashesFromItsPanel) {
   healthy("chaos", from);
 }
 
+// The hang button spins on the UI thread: the SDK marks UI handlers in the CallbackWatch, so the
+// host sees the hang although heartbeats flow, and restarts chaos.
+TEST_F(SamplePanelTest, ChaosHangButtonIsDetectedAsAHang) {
+  auto m = sample("chaos");
+  m.hang_timeout = kUnresponsiveAfter * 2;
+  add(m);
+  healthy("chaos");
+  const std::size_t from = events_.size();
+  auto stuck = supervisor_->control().request(
+      "chaos/0", "symphony.ui.event", R"({"node":"hang","event":"click","payload":{},"seq":1})",
+      30s);
+  const long hung = events_.wait_for(
+      [](const LifecycleEvent& e) {
+        return e.extension == "chaos" && e.to == LifecycleState::stopping &&
+               e.reason.find("hung") != std::string::npos;
+      },
+      30s, from);
+  ASSERT_GE(hung, 0) << "no hang detected";
+  healthy("chaos", static_cast<std::size_t>(hung));
+  EXPECT_FALSE(stuck.get());
+}
+
 }  // namespace
 }  // namespace symphony::test

@@ -370,7 +370,11 @@ class Mutator {
 };
 
 TEST(UiDiff, RandomTreePairsApplyToTheNewTree) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const std::uint64_t iterations = scaled(1000);  // and SYMPHONY_TEST_SCALE of the preset
+#else
   const std::uint64_t iterations = scaled(4000);
+#endif
   const auto began = std::chrono::steady_clock::now();
   std::size_t ops = 0;
   std::uint64_t pairs = 0;
