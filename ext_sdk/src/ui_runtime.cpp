@@ -22,6 +22,12 @@ std::size_t depth_of(const sui::Node& node) {
   return d + 1;
 }
 
+std::size_t count_nodes(const sui::Node& node) {
+  std::size_t n = 1;
+  for (const auto& child : node.children) n += count_nodes(child);
+  return n;
+}
+
 bool contains(const sui::Node& node, const std::string& id) {
   if (node.id == id) return true;
   return std::any_of(node.children.begin(), node.children.end(),
@@ -295,6 +301,7 @@ void UiRuntime::render(bool force_snapshot) {
     return log_once("the view's tree breaks the protocol: " + ok.error().message);
   }
 
+  const std::size_t nodes = count_nodes(rendered.tree);
   sui::Frame frame;
   frame.extension = extension_;
   frame.seq = seq_ + 1;
@@ -310,6 +317,7 @@ void UiRuntime::render(bool force_snapshot) {
     rendered.tree = std::move(*frame.tree);
     frame.tree.reset();
     last_snapshot_bytes_ = out.size();
+    last_snapshot_nodes_ = nodes;
     return out;
   };
   bool snapshot = force_snapshot || !tree_;
@@ -330,8 +338,10 @@ void UiRuntime::render(bool force_snapshot) {
       frame.base = seq_;
       frame.ops = std::move(patch);
       text = sui::encode(frame);
-      // A patch at least half the last snapshot's size may be larger than this snapshot.
-      if (text.size() * 2 >= last_snapshot_bytes_) {
+      // Encoding the snapshot too costs a pass over the tree: only when it may be the smaller,
+      // i.e. the patch is at least half the last snapshot's size, or the tree has shrunk to
+      // less than half the nodes it had then.
+      if (text.size() * 2 >= last_snapshot_bytes_ || nodes * 2 < last_snapshot_nodes_) {
         std::string whole = snapshot_text();
         if (whole.size() < text.size()) {
           text = std::move(whole);

@@ -115,7 +115,8 @@ class UiRuntime {
   std::vector<std::uint64_t> events_done_;
   std::vector<PendingEvent> awaiting_;  // handled, waiting for the frame that shows the result
   std::set<std::string> logged_;
-  std::size_t last_snapshot_bytes_ = 0;
+  std::size_t last_snapshot_bytes_ = 0;  // the last snapshot encoded, and its node count
+  std::size_t last_snapshot_nodes_ = 0;
 
   JoinableThread thread_;
 };

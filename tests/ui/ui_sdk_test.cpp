@@ -284,6 +284,29 @@ TEST_F(UiRuntimeTest, EventsAreAnsweredPromptlyUnderASteadyStreamOfChanges) {
   changer.join();
 }
 
+TEST_F(UiRuntimeTest, APatchLargerThanTheSnapshotIsSentAsTheSnapshot) {
+  std::atomic<int> phase{0};
+  start([&] {
+    std::vector<Element> items;
+    const int n = phase == 2 ? 1 : 400;
+    for (int i = 0; i < n; ++i) {
+      items.push_back(text((phase == 1 ? "new" : "old") + std::to_string(i), "x"));
+    }
+    return stack("root", std::move(items));
+  });
+  mirror(frame(1));
+  phase = 1;  // every item replaced: 400 removes + 400 inserts > the snapshot
+  runtime_->changed();
+  sui::Frame f = frame(2);
+  EXPECT_EQ(f.kind, sui::Frame::Kind::snapshot);
+  mirror(f);
+  phase = 2;  // 399 removes, 1 replaced: a 2-node snapshot is smaller
+  runtime_->changed();
+  f = frame(3);
+  EXPECT_EQ(f.kind, sui::Frame::Kind::snapshot);
+  EXPECT_EQ(f.tree->children.size(), 1u);
+}
+
 TEST_F(UiRuntimeTest, AnInvalidRenderIsNotPublishedAndThePreviousTreeStays) {
   std::atomic<bool> broken{false};
   start([&] {
