@@ -210,9 +210,10 @@ struct Extension::Impl {
   detail::JoinableThread events_thread;
 
   // The UI (ui()): its thread and its topic's publisher, which drain and stop unbind with the
-  // others. `ui` is created by ui() before run(), started by serve().
-  std::unique_ptr<detail::UiRuntime> ui;
+  // others. `ui` is created by ui() before run(), started by serve(); declared after the core
+  // it publishes through, so that its thread is gone before the core is.
   std::shared_ptr<detail::PublisherCore> ui_core;
+  std::unique_ptr<detail::UiRuntime> ui;
 
   int wake_fd = -1;  // run()'s loop: stop requested
   std::atomic<bool> stop_requested{false};
