@@ -184,6 +184,12 @@ TEST_F(UiProbeTest, SnapshotFirstEventsAnsweredWithTheFrameThatShowsThem) {
   ASSERT_TRUE(again) << again.error().message;
   ASSERT_TRUE(until_seq(sui::parse_json(*again)->at("tree_seq").get<std::uint64_t>()));
   EXPECT_EQ(prop("count", "text"), "4");
+  // A clean stop (under ASan: no leak, no error at exit either).
+  ASSERT_TRUE(supervisor_->stop("ui-probe"));
+  const long ended = events_.wait_state("ui-probe", LifecycleState::terminated);
+  ASSERT_GE(ended, 0);
+  EXPECT_NE(events_.at(ended).reason.find("exited with code 0"), std::string::npos)
+      << events_.at(ended).reason;
 }
 
 TEST_F(UiProbeTest, TickerPatchesApplyInOrderToTheMirror) {
