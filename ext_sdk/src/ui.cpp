@@ -51,11 +51,15 @@ Element text(std::string id, std::string text) {
 }
 
 Element badge(std::string id, std::string text, std::string tone) {
-  return Element(std::move(id), "badge").prop("text", std::move(text)).prop("tone", std::move(tone));
+  return Element(std::move(id), "badge")
+      .prop("text", std::move(text))
+      .prop("tone", std::move(tone));
 }
 
 Element stat(std::string id, std::string label, Value value, std::string unit) {
-  Element e = Element(std::move(id), "stat").prop("label", std::move(label)).prop("value", std::move(value));
+  Element e = Element(std::move(id), "stat")
+                  .prop("label", std::move(label))
+                  .prop("value", std::move(value));
   if (!unit.empty()) e.prop("unit", std::move(unit));
   return e;
 }
@@ -92,7 +96,8 @@ Element log_view(std::string id, std::vector<std::string> lines) {
 
 Element line_chart(std::string id, std::vector<Series> series) {
   Value list = Value::array();
-  for (auto& s : series) list.push_back(Value{{"name", std::move(s.name)}, {"points", std::move(s.points)}});
+  for (auto& s : series)
+    list.push_back(Value{{"name", std::move(s.name)}, {"points", std::move(s.points)}});
   return Element(std::move(id), "line-chart").prop("series", std::move(list));
 }
 

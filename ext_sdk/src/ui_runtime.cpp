@@ -52,7 +52,9 @@ void UiRuntime::Waiter::answer(Reply r) {
 UiRuntime::UiRuntime(ui::View view, ui::UiOptions options, Hooks hooks)
     : view_(std::move(view)), options_(options), hooks_(std::move(hooks)) {}
 
-UiRuntime::~UiRuntime() { stop(Clock::now() + std::chrono::seconds(1)); }
+UiRuntime::~UiRuntime() {
+  stop(Clock::now() + std::chrono::seconds(1));
+}
 
 void UiRuntime::start(std::string extension) {
   extension_ = std::move(extension);
@@ -165,7 +167,9 @@ void UiRuntime::log_once(const std::string& reason) {
     std::lock_guard lock(mutex_);
     ++counters_.refused;
   }
-  if (!logged_.insert(reason).second) return;
+  // Bounded: a view whose reasons never repeat (a counter in the message) stops at 64.
+  constexpr std::size_t kMaxReasons = 64;
+  if (logged_.size() >= kMaxReasons || !logged_.insert(reason).second) return;
   if (hooks_.log) {
     hooks_.log->error("UI not published (the previous tree stays; logged once per reason): {}",
                       reason);
@@ -177,9 +181,12 @@ void UiRuntime::loop() {
   for (;;) {
     for (;;) {
       if (stop_) {
-        for (auto& e : events_) e.waiter->answer(error("the extension is stopping", engine::Errc::unavailable));
-        for (auto& e : awaiting_) e.waiter->answer(error("the extension is stopping", engine::Errc::unavailable));
-        for (auto& w : snapshot_waiters_) w->answer(error("the extension is stopping", engine::Errc::unavailable));
+        for (auto& e : events_)
+          e.waiter->answer(error("the extension is stopping", engine::Errc::unavailable));
+        for (auto& e : awaiting_)
+          e.waiter->answer(error("the extension is stopping", engine::Errc::unavailable));
+        for (auto& w : snapshot_waiters_)
+          w->answer(error("the extension is stopping", engine::Errc::unavailable));
         return;
       }
       if (!events_.empty() || !snapshot_waiters_.empty()) break;
@@ -208,8 +215,8 @@ void UiRuntime::loop() {
 
     lock.lock();
     // A snapshot request before the first render renders at once (it must show something).
-    const bool due = active_ && dirty_ &&
-                     (Clock::now() >= next_render_ || (!snapshots.empty() && !tree_));
+    const bool due =
+        active_ && dirty_ && (Clock::now() >= next_render_ || (!snapshots.empty() && !tree_));
     const bool force = need_snapshot_;
     const bool still_active = active_;
     if (due) {
@@ -237,8 +244,8 @@ void UiRuntime::handle(PendingEvent& e) {
   auto node = handlers_.find(e.node);
   if (node == handlers_.end()) {
     if (tree_ && contains(*tree_, e.node)) {
-      e.waiter->answer(error("node '" + e.node + "' has no event '" + e.name +
-                             "' (it handles none)"));
+      e.waiter->answer(
+          error("node '" + e.node + "' has no event '" + e.name + "' (it handles none)"));
     } else {
       e.waiter->answer(error("unknown node '" + e.node + "' (not in the current tree)"));
     }
@@ -248,8 +255,8 @@ void UiRuntime::handle(PendingEvent& e) {
   if (handler == node->second.end()) {
     std::string known;
     for (const auto& [name, h] : node->second) known += (known.empty() ? "" : ", ") + name;
-    e.waiter->answer(error("node '" + e.node + "' has no event '" + e.name + "' (it handles: " +
-                           known + ")"));
+    e.waiter->answer(
+        error("node '" + e.node + "' has no event '" + e.name + "' (it handles: " + known + ")"));
     return;
   }
   std::optional<std::string> threw;
@@ -271,8 +278,8 @@ void UiRuntime::handle(PendingEvent& e) {
     if (hooks_.log) {
       hooks_.log->error("UI handler '{}' of node '{}' threw: {}", e.name, e.node, *threw);
     }
-    e.waiter->answer(error("the handler of '" + e.name + "' on node '" + e.node + "' threw: " +
-                           *threw));
+    e.waiter->answer(
+        error("the handler of '" + e.name + "' on node '" + e.node + "' threw: " + *threw));
     return;
   }
   events_done_.push_back(e.seq);
@@ -377,9 +384,10 @@ void UiRuntime::render(bool force_snapshot) {
 
 UiRuntime::Reply UiRuntime::snapshot_frame() const {
   if (!tree_) {
-    return error("no UI to show yet (the UI is not active, or its view has not rendered a valid "
-                 "tree)",
-                 engine::Errc::unavailable);
+    return error(
+        "no UI to show yet (the UI is not active, or its view has not rendered a valid "
+        "tree)",
+        engine::Errc::unavailable);
   }
   sui::Frame frame;
   frame.kind = sui::Frame::Kind::snapshot;

@@ -33,7 +33,7 @@ class UiRuntime {
  public:
   using Reply = engine::Result<std::string>;
   struct Hooks {
-    std::function<bool(std::string_view frame)> publish;   // false: not delivered
+    std::function<bool(std::string_view frame)> publish;  // false: not delivered
     // Runs a callback marked in the channel's CallbackWatch (a stuck one is reported as a hang).
     std::function<void(const std::function<void()>&)> watched;
     std::shared_ptr<spdlog::logger> log;
@@ -42,8 +42,8 @@ class UiRuntime {
     std::uint64_t renders = 0;    // view() calls
     std::uint64_t snapshots = 0;  // frames published, by kind
     std::uint64_t patches = 0;
-    std::uint64_t refused = 0;    // renders not published (the view threw or broke a bound)
-    std::uint64_t seq = 0;        // the last frame's
+    std::uint64_t refused = 0;  // renders not published (the view threw or broke a bound)
+    std::uint64_t seq = 0;      // the last frame's
   };
 
   UiRuntime(ui::View view, ui::UiOptions options, Hooks hooks);

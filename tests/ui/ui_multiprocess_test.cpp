@@ -146,8 +146,9 @@ TEST_F(UiProbeTest, SnapshotFirstEventsAnsweredWithTheFrameThatShowsThem) {
 
   for (std::uint64_t click = 1; click <= 3; ++click) {
     const std::uint64_t event_seq = 40 + click;
-    auto reply = call("symphony.ui.event", R"({"node":"increment","event":"click","payload":{},"seq":)" +
-                                               std::to_string(event_seq) + "}");
+    auto reply =
+        call("symphony.ui.event", R"({"node":"increment","event":"click","payload":{},"seq":)" +
+                                      std::to_string(event_seq) + "}");
     ASSERT_TRUE(reply) << reply.error().message;
     auto json = sui::parse_json(*reply);
     ASSERT_TRUE(json);
@@ -162,25 +163,31 @@ TEST_F(UiProbeTest, SnapshotFirstEventsAnsweredWithTheFrameThatShowsThem) {
     EXPECT_EQ(prop("count", "text"), std::to_string(click));
   }
 
-  auto echo = call("symphony.ui.event", R"({"node":"echo","event":"change","payload":{"value":"héllo"},"seq":50})");
+  auto echo = call("symphony.ui.event",
+                   R"({"node":"echo","event":"change","payload":{"value":"héllo"},"seq":50})");
   ASSERT_TRUE(echo) << echo.error().message;
   ASSERT_TRUE(until_seq(sui::parse_json(*echo)->at("tree_seq").get<std::uint64_t>()));
   EXPECT_EQ(prop("echoed", "text"), "héllo");
 
-  auto unknown = call("symphony.ui.event", R"({"node":"nope","event":"click","payload":{},"seq":51})");
+  auto unknown =
+      call("symphony.ui.event", R"({"node":"nope","event":"click","payload":{},"seq":51})");
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().message.find("unknown node 'nope'"), std::string::npos)
       << unknown.error().message;
-  auto no_event = call("symphony.ui.event", R"({"node":"increment","event":"submit","payload":{},"seq":52})");
+  auto no_event =
+      call("symphony.ui.event", R"({"node":"increment","event":"submit","payload":{},"seq":52})");
   ASSERT_FALSE(no_event);
   EXPECT_NE(no_event.error().message.find("node 'increment' has no event 'submit'"),
             std::string::npos)
       << no_event.error().message;
-  auto threw = call("symphony.ui.event", R"({"node":"fail","event":"click","payload":{},"seq":53})");
+  auto threw =
+      call("symphony.ui.event", R"({"node":"fail","event":"click","payload":{},"seq":53})");
   ASSERT_FALSE(threw);
-  EXPECT_NE(threw.error().message.find("probe failure"), std::string::npos) << threw.error().message;
+  EXPECT_NE(threw.error().message.find("probe failure"), std::string::npos)
+      << threw.error().message;
   // Still serving.
-  auto again = call("symphony.ui.event", R"({"node":"increment","event":"click","payload":{},"seq":54})");
+  auto again =
+      call("symphony.ui.event", R"({"node":"increment","event":"click","payload":{},"seq":54})");
   ASSERT_TRUE(again) << again.error().message;
   ASSERT_TRUE(until_seq(sui::parse_json(*again)->at("tree_seq").get<std::uint64_t>()));
   EXPECT_EQ(prop("count", "text"), "4");
@@ -330,7 +337,8 @@ class SamplePanelTest : public UiProbeTest {
     if (kSanitized) m->limits = {};
     return *m;
   }
-  std::uint64_t event(const std::string& node, const std::string& name, const std::string& payload) {
+  std::uint64_t event(const std::string& node, const std::string& name,
+                      const std::string& payload) {
     static std::uint64_t seq = 100;
     auto reply = call("symphony.ui.event", R"({"node":")" + node + R"(","event":")" + name +
                                                R"(","payload":)" + payload + R"(,"seq":)" +
@@ -344,7 +352,8 @@ class SamplePanelTest : public UiProbeTest {
 TEST_F(SamplePanelTest, FileExplorerSearchesAndComesBackWithItsQueryAfterAKill) {
   const auto root = std::filesystem::temp_directory_path() / ("symphony-ui-fe-" + bus_);
   std::filesystem::create_directories(root / "src");
-  for (int i = 0; i < 70; ++i) std::ofstream(root / "src" / ("needle_" + std::to_string(i) + ".cpp")) << i;
+  for (int i = 0; i < 70; ++i)
+    std::ofstream(root / "src" / ("needle_" + std::to_string(i) + ".cpp")) << i;
   std::ofstream(root / "README.md") << "hello";
   auto m = sample("file-explorer");
   m.args = {"--root", root.string()};
@@ -458,7 +467,8 @@ TEST_F(SamplePanelTest, HelloCountsAndChaosCrashesFromItsPanel) {
   ASSERT_TRUE(until_seq(event("leak", "click", "{}")));
   EXPECT_EQ(prop("leaked", "value"), "16");
   const std::size_t from = events_.size();
-  auto crashed = call("symphony.ui.event", R"({"node":"crash","event":"click","payload":{},"seq":1})");
+  auto crashed =
+      call("symphony.ui.event", R"({"node":"crash","event":"click","payload":{},"seq":1})");
   EXPECT_FALSE(crashed);
   EXPECT_GE(events_.wait_state("chaos", LifecycleState::crashed, 20s, from), 0);
   healthy("chaos", from);

@@ -46,24 +46,24 @@ int main(int argc, char** argv) {
   ext.ui([&] {
     std::vector<Element> items = {
         heading("title", "UI probe"),
-        hstack("counter-row", {button("increment", "Increment").on("click", [&](const UiEvent&) {
-                                 ++counter;
-                               }),
-                               text("count", std::to_string(counter))}),
+        hstack("counter-row",
+               {button("increment", "Increment").on("click", [&](const UiEvent&) { ++counter; }),
+                text("count", std::to_string(counter))}),
         text("ticker", std::to_string(tick.load())),
-        input("echo").prop("placeholder", "type here").on("change", [&](const UiEvent& e) {
-          echoed = e.value();
-        }),
+        input("echo")
+            .prop("placeholder", "type here")
+            .on("change", [&](const UiEvent& e) { echoed = e.value(); }),
         text("echoed", echoed),
-        button("fail", "Fail").prop("variant", "destructive").on("click", [](const UiEvent&) {
-          throw std::runtime_error("probe failure");
-        }),
+        button("fail", "Fail")
+            .prop("variant", "destructive")
+            .on("click", [](const UiEvent&) { throw std::runtime_error("probe failure"); }),
     };
     if (rate_hz > 0) {
       std::lock_guard lock(chart_mutex);
-      items.push_back(line_chart("chart", {{"sine", std::vector<double>(chart.begin(), chart.end())}})
-                          .prop("min", -1)
-                          .prop("max", 1));
+      items.push_back(
+          line_chart("chart", {{"sine", std::vector<double>(chart.begin(), chart.end())}})
+              .prop("min", -1)
+              .prop("max", 1));
     }
     return stack("root", std::move(items));
   });

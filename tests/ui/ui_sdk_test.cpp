@@ -33,10 +33,12 @@ namespace sui = ::symphony::ui;
 TEST(UiBuilder, EventsComeFromTheBoundHandlers) {
   int clicks = 0;
   Rendered r = render(stack("root", {heading("title", "Files"),
-                                     input("q").prop("placeholder", "name")
+                                     input("q")
+                                         .prop("placeholder", "name")
                                          .on("change", [](const UiEvent&) {})
                                          .on("submit", [](const UiEvent&) {}),
-                                     button("go", "Go").on("click", [&](const UiEvent&) { ++clicks; })
+                                     button("go", "Go")
+                                         .on("click", [&](const UiEvent&) { ++clicks; })
                                          .on("click", [&](const UiEvent&) { clicks += 10; })}));
   ASSERT_TRUE(sui::validate(r.tree));
   EXPECT_EQ(r.tree.children[0].props, (Value{{"text", "Files"}, {"level", 1}}));
@@ -54,8 +56,9 @@ TEST(UiBuilder, EventsComeFromTheBoundHandlers) {
   EXPECT_EQ(chart.tree.type, "line-chart");
   EXPECT_EQ(chart.tree.props["series"][0]["points"].size(), 3u);
   EXPECT_EQ(render(hstack("h")).tree.props["direction"], "row");
-  EXPECT_EQ(render(table("t", {"Path", "Size"}, {row("r1", {text("c1", "a")})})).tree.children[0].type,
-            "row");
+  EXPECT_EQ(
+      render(table("t", {"Path", "Size"}, {row("r1", {text("c1", "a")})})).tree.children[0].type,
+      "row");
 }
 
 // A UI runtime whose frames land in a list, mirrored like the gateway does.
@@ -132,10 +135,10 @@ class UiRuntimeTest : public ::testing::Test {
 TEST_F(UiRuntimeTest, SnapshotFirstThenPatchesThatApplyToTheMirror) {
   std::atomic<int> count{0};
   start([&] {
-    return stack("root", {text("count", std::to_string(count.load())),
-                          list("items", [&] {
+    return stack("root", {text("count", std::to_string(count.load())), list("items", [&] {
                             std::vector<Element> items;
-                            for (int i = 0; i < count.load(); ++i) items.push_back(text("i" + std::to_string(i), "x"));
+                            for (int i = 0; i < count.load(); ++i)
+                              items.push_back(text("i" + std::to_string(i), "x"));
                             return items;
                           }())});
   });
@@ -200,13 +203,14 @@ TEST_F(UiRuntimeTest, EventsRunOnTheUiThreadAndAnswerWithTheirFrame) {
   std::string thread_name;
   std::string echoed;
   start([&] {
-    return stack("root", {button("inc", "+").on("click",
-                                                [&](const UiEvent&) {
-                                                  char name[16] = {};
-                                                  pthread_getname_np(pthread_self(), name, sizeof name);
-                                                  thread_name = name;
-                                                  ++clicks;
-                                                }),
+    return stack("root", {button("inc", "+")
+                              .on("click",
+                                  [&](const UiEvent&) {
+                                    char name[16] = {};
+                                    pthread_getname_np(pthread_self(), name, sizeof name);
+                                    thread_name = name;
+                                    ++clicks;
+                                  }),
                           text("count", std::to_string(clicks)),
                           input("echo").on("change", [&](const UiEvent& e) { echoed = e.value(); }),
                           text("echoed", echoed),
@@ -229,7 +233,8 @@ TEST_F(UiRuntimeTest, EventsRunOnTheUiThreadAndAnswerWithTheirFrame) {
   EXPECT_EQ(find(mirror_, "count")->props["text"], "1");
   EXPECT_EQ(thread_name, "sym-sdk-ui");
 
-  reply = runtime_->event(R"({"node":"echo","event":"change","payload":{"value":"hello"},"seq":42})");
+  reply =
+      runtime_->event(R"({"node":"echo","event":"change","payload":{"value":"hello"},"seq":42})");
   ASSERT_TRUE(reply) << reply.error().message;
   mirror(frame(3));
   EXPECT_EQ(find(mirror_, "echoed")->props["text"], "hello");
@@ -354,7 +359,8 @@ TEST_F(UiRuntimeTest, AFrameNotDeliveredMakesTheNextOneASnapshot) {
 
 TEST_F(UiRuntimeTest, DeactivatedRefusesEventsAndResumesWithASnapshot) {
   std::atomic<int> v{0};
-  start([&] { return stack("root", {button("b", "b").on("click", [&](const UiEvent&) { ++v; })}); });
+  start(
+      [&] { return stack("root", {button("b", "b").on("click", [&](const UiEvent&) { ++v; })}); });
   mirror(frame(1));
   runtime_->deactivate();
   auto refused = runtime_->event(R"({"node":"b","event":"click","payload":{},"seq":1})");

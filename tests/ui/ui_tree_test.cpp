@@ -35,8 +35,8 @@ Node make(std::string id, std::string type = "stack", std::vector<Node> children
 Node list_of(std::size_t n) {
   Node root = make("list", "list");
   for (std::size_t i = 0; i < n; ++i) {
-    root.children.push_back(make("item" + std::to_string(i), "text", {},
-                                 Value{{"text", "item " + std::to_string(i)}}));
+    root.children.push_back(
+        make("item" + std::to_string(i), "text", {}, Value{{"text", "item " + std::to_string(i)}}));
   }
   return root;
 }
@@ -171,9 +171,9 @@ TEST(UiDiff, TypeChangeIsOneReplace) {
 }
 
 TEST(UiDiff, ReparentIsOneMove) {
-  const Node before =
-      make("root", "stack", {make("left", "stack", {make("x", "text"), make("y", "text")}),
-                             make("right", "stack", {make("z", "text")})});
+  const Node before = make("root", "stack",
+                           {make("left", "stack", {make("x", "text"), make("y", "text")}),
+                            make("right", "stack", {make("z", "text")})});
   Node after = before;
   Node x = after.children[0].children[0];
   after.children[0].children.erase(after.children[0].children.begin());
@@ -195,17 +195,20 @@ TEST(UiDiff, ParentAndChildSwapPlaces) {
 
 TEST(UiDiff, IdReusedWithAnotherTypeElsewhereNeverHoldsTwoNodesOfOneId) {
   // "a" becomes a button under another parent; "w" (wrapper) goes away but its kept child stays.
-  const Node before = make("root", "stack",
-                           {make("w", "card", {make("k", "text"), make("a", "text")}),
-                            make("p", "stack")});
-  const Node after = make("root", "stack", {make("k", "text"), make("p", "stack", {make("a", "button")}),
-                                            make("w", "list")});
+  const Node before =
+      make("root", "stack",
+           {make("w", "card", {make("k", "text"), make("a", "text")}), make("p", "stack")});
+  const Node after =
+      make("root", "stack",
+           {make("k", "text"), make("p", "stack", {make("a", "button")}), make("w", "list")});
   check_diff(before, after);
   // Two replaced siblings whose children swap ids: one of them falls back to remove + insert.
-  const Node swap_before = make("root", "stack", {make("x", "card", {make("c1", "text")}),
-                                                  make("y", "card", {make("c2", "text")})});
-  const Node swap_after = make("root", "stack", {make("x", "list", {make("c2", "text")}),
-                                                 make("y", "list", {make("c1", "text")})});
+  const Node swap_before =
+      make("root", "stack",
+           {make("x", "card", {make("c1", "text")}), make("y", "card", {make("c2", "text")})});
+  const Node swap_after =
+      make("root", "stack",
+           {make("x", "list", {make("c2", "text")}), make("y", "list", {make("c1", "text")})});
   check_diff(swap_before, swap_after);
 }
 
@@ -218,7 +221,8 @@ TEST(UiDiff, ShuffledListOfTwoThousand) {
   const auto began = std::chrono::steady_clock::now();
   const Patch patch = ui::diff(before, after);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - began).count();
+                      std::chrono::steady_clock::now() - began)
+                      .count();
   Node applied = before;
   ASSERT_TRUE(ui::apply(applied, patch));
   EXPECT_EQ(applied, after);
@@ -247,19 +251,22 @@ class Mutator {
     switch (kind) {
       case 0:
       case 1:
-        node->props["p" + std::to_string(pick(4))] = pick(3) == 0 ? Value::array({pick(5)}) : Value(pick(5));
+        node->props["p" + std::to_string(pick(4))] =
+            pick(3) == 0 ? Value::array({pick(5)}) : Value(pick(5));
         break;
       case 2:
         if (!node->props.empty()) node->props.erase(node->props.begin());
         break;
       case 3:
-        node->events = pick(2) == 0 ? std::vector<std::string>{} : std::vector<std::string>{"click", "change"};
+        node->events =
+            pick(2) == 0 ? std::vector<std::string>{} : std::vector<std::string>{"click", "change"};
         break;
       case 4: {  // insert a small subtree (sometimes reusing a removed id with another type)
         Node child = fresh(depth_of(root, node->id));
         if (pick(2) == 0) child.children.push_back(fresh(0));
-        node->children.insert(node->children.begin() + pick(static_cast<int>(node->children.size()) + 1),
-                              std::move(child));
+        node->children.insert(
+            node->children.begin() + pick(static_cast<int>(node->children.size()) + 1),
+            std::move(child));
         break;
       }
       case 5:
@@ -278,7 +285,8 @@ class Mutator {
         for (auto& t : all) {
           if (!inside.contains(t.first->id)) targets.push_back(t);
         }
-        const std::string target = targets[static_cast<std::size_t>(pick(static_cast<int>(targets.size())))].first->id;
+        const std::string target =
+            targets[static_cast<std::size_t>(pick(static_cast<int>(targets.size())))].first->id;
         Node moved = *node;
         erase_child(*parent, node->id);
         Node* to = find(root, target);
@@ -499,7 +507,8 @@ TEST(UiJson, StrictReadersSayWhy) {
   auto patch = [](const char* text) {
     return ui::patch_from_json(*ui::parse_json(text)).map([](auto&&) {});
   };
-  EXPECT_TRUE(patch(R"([{"op":"props","id":"a","set":{"x":1},"unset":["y"]},{"op":"remove","id":"b"},
+  EXPECT_TRUE(
+      patch(R"([{"op":"props","id":"a","set":{"x":1},"unset":["y"]},{"op":"remove","id":"b"},
       {"op":"move","id":"c","parent":"d","index":0},{"op":"events","id":"e","events":["click"]},
       {"op":"insert","parent":"f","index":2,"node":{"id":"g","type":"text"}},
       {"op":"replace","id":"h","node":{"id":"h","type":"card"}}])"));
@@ -550,7 +559,8 @@ Op op_props(std::string id, Value set) {
 }
 
 TEST(UiApply, RefusesBadOperationsWithTheirIndexAndReason) {
-  const Node tree = make("root", "stack", {make("a", "stack", {make("b", "text")}), make("c", "text")});
+  const Node tree =
+      make("root", "stack", {make("a", "stack", {make("b", "text")}), make("c", "text")});
   auto refused = [&](Patch patch, std::initializer_list<const char*> words) {
     Node t = tree;
     expect_refused(ui::apply(t, patch), words);
@@ -559,7 +569,8 @@ TEST(UiApply, RefusesBadOperationsWithTheirIndexAndReason) {
   refused({op_remove("root")}, {"op #0 (remove 'root')", "root"});
   refused({op_move("a", "b", 0)}, {"op #0 (move 'a')", "inside the moved subtree"});
   refused({op_move("a", "a", 0)}, {"inside the moved subtree"});
-  refused({op_insert("a", 2, make("x", "text"))}, {"op #0 (insert 'a')", "index 2 is out of range"});
+  refused({op_insert("a", 2, make("x", "text"))},
+          {"op #0 (insert 'a')", "index 2 is out of range"});
   refused({op_insert("a", 0, make("c", "text"))}, {"'c' is already in the tree"});
   refused({op_insert("nope", 0, make("x", "text"))}, {"unknown node 'nope'"});
   refused({op_props("nope", Value{{"k", 1}})}, {"op #0 (props 'nope')", "unknown node 'nope'"});
@@ -576,17 +587,19 @@ TEST(UiApply, RefusesBadOperationsWithTheirIndexAndReason) {
 }
 
 TEST(UiApply, AllOrNothing) {
-  const Node tree = make("root", "stack", {make("a", "text"), make("b", "text"), make("c", "text")});
+  const Node tree =
+      make("root", "stack", {make("a", "text"), make("b", "text"), make("c", "text")});
   Node t = tree;
-  const Patch patch = {op_props("a", Value{{"text", "x"}}), op_remove("b"),
-                       op_move("c", "root", 0), op_remove("root")};
+  const Patch patch = {op_props("a", Value{{"text", "x"}}), op_remove("b"), op_move("c", "root", 0),
+                       op_remove("root")};
   auto r = ui::apply(t, patch);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("op #3"), std::string::npos) << r.error().message;
   EXPECT_EQ(t, tree);
   Node u = tree;
   ASSERT_TRUE(ui::apply(u, Patch(patch.begin(), patch.begin() + 3)));
-  EXPECT_EQ(u, make("root", "stack", {make("c", "text"), make("a", "text", {}, Value{{"text", "x"}})}));
+  EXPECT_EQ(
+      u, make("root", "stack", {make("c", "text"), make("a", "text", {}, Value{{"text", "x"}})}));
 }
 
 // ---- frames ----
@@ -599,9 +612,10 @@ TEST(UiFrame, EncodesTheProtocolsFieldsAndDecodesThemBack) {
   snapshot.t_ms = 1764100000123.456;
   snapshot.tree = make("root", "stack", {make("t", "text", {}, Value{{"text", "hi"}})});
   const std::string text = ui::encode(snapshot);
-  EXPECT_EQ(text,
-            R"({"v":1,"kind":"snapshot","extension":"file-explorer","seq":12,"t":1764100000123.456,)"
-            R"("tree":{"children":[{"id":"t","props":{"text":"hi"},"type":"text"}],"id":"root","type":"stack"}})");
+  EXPECT_EQ(
+      text,
+      R"({"v":1,"kind":"snapshot","extension":"file-explorer","seq":12,"t":1764100000123.456,)"
+      R"("tree":{"children":[{"id":"t","props":{"text":"hi"},"type":"text"}],"id":"root","type":"stack"}})");
   auto back = ui::decode_frame(text);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->tree, snapshot.tree);
@@ -617,9 +631,10 @@ TEST(UiFrame, EncodesTheProtocolsFieldsAndDecodesThemBack) {
   patch.ops = {op_remove("t")};
   patch.events_done = {41};
   const std::string ptext = ui::encode(patch);
-  EXPECT_EQ(ptext,
-            R"({"v":1,"kind":"patch","extension":"file-explorer","seq":13,"base":12,"t":1764100000140.5,)"
-            R"("ops":[{"id":"t","op":"remove"}],"events_done":[41]})");
+  EXPECT_EQ(
+      ptext,
+      R"({"v":1,"kind":"patch","extension":"file-explorer","seq":13,"base":12,"t":1764100000140.5,)"
+      R"("ops":[{"id":"t","op":"remove"}],"events_done":[41]})");
   auto pback = ui::decode_frame(ptext);
   ASSERT_TRUE(pback) << pback.error().message;
   EXPECT_EQ(pback->ops, patch.ops);
@@ -632,12 +647,15 @@ TEST(UiFrame, EncodesTheProtocolsFieldsAndDecodesThemBack) {
   expect_refused(frame(R"({"v":1,"kind":"delta"})"), {"unknown kind 'delta'"});
   expect_refused(frame(R"({"v":1,"kind":"patch","extension":"x","seq":5,"base":3,"t":1,"ops":[]})"),
                  {"'base' 3 is not seq - 1"});
-  expect_refused(frame(R"({"v":1,"kind":"snapshot","extension":"x","seq":0,"t":1,"tree":{"id":"a","type":"b"}})"),
-                 {"counts from 1"});
+  expect_refused(
+      frame(
+          R"({"v":1,"kind":"snapshot","extension":"x","seq":0,"t":1,"tree":{"id":"a","type":"b"}})"),
+      {"counts from 1"});
   expect_refused(frame(R"({"v":1,"kind":"snapshot","extension":"x","seq":1,"t":1})"),
                  {"missing field 'tree'"});
-  expect_refused(frame(R"({"v":1,"kind":"patch","extension":"x","seq":2,"base":1,"t":1,"ops":[{"op":"x"}]})"),
-                 {"unknown op 'x'"});
+  expect_refused(
+      frame(R"({"v":1,"kind":"patch","extension":"x","seq":2,"base":1,"t":1,"ops":[{"op":"x"}]})"),
+      {"unknown op 'x'"});
   EXPECT_EQ(ui::ui_topic("file-explorer"), "ui/file-explorer");
   EXPECT_GT(ui::wall_clock_ms(), 1.7e12);
 }

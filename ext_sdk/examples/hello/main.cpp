@@ -22,7 +22,9 @@ int main(int argc, char** argv) {
     using namespace symphony::sdk::ui;
     return stack("root", {heading("title", "Hello"),
                           text("greeted", std::to_string(greeted.load()) + " greeted"),
-                          button("greet", "Greet").on("click", [&](const UiEvent&) { ++greeted; })});
+                          button("greet", "Greet").on("click", [&](const UiEvent&) {
+                            ++greeted;
+                          })});
   });
   ext.on_checkpoint(
       [&] {  // save: the counter's 8 bytes

@@ -9,8 +9,8 @@ namespace symphony::ui {
 
 namespace {
 
-using detail::shown;
 using detail::refuse;
+using detail::shown;
 
 std::size_t count_nodes(const Node& node) {
   std::size_t n = 1;
@@ -26,18 +26,22 @@ std::size_t height(const Node& node) {
 
 class Applier {
  public:
-  Applier(Node& root, const Limits& limits) : root_(root), limits_(limits) {
-    enter(root_, {});
-  }
+  Applier(Node& root, const Limits& limits) : root_(root), limits_(limits) { enter(root_, {}); }
 
   Result<void> apply(const Op& op) {
     switch (op.kind) {
-      case Op::Kind::props: return props(op);
-      case Op::Kind::events: return events(op);
-      case Op::Kind::insert: return insert(op);
-      case Op::Kind::remove: return remove(op);
-      case Op::Kind::move: return move(op);
-      case Op::Kind::replace: return replace(op);
+      case Op::Kind::props:
+        return props(op);
+      case Op::Kind::events:
+        return events(op);
+      case Op::Kind::insert:
+        return insert(op);
+      case Op::Kind::remove:
+        return remove(op);
+      case Op::Kind::move:
+        return move(op);
+      case Op::Kind::replace:
+        return replace(op);
     }
     return refuse("unknown operation");
   }
@@ -127,8 +131,8 @@ class Applier {
     if (auto ok = check_payload(op, depth + 1); !ok) return ok;
     const std::size_t added = count_nodes(*op.node);
     if (count_ + added > limits_.max_nodes) {
-      return refuse("the tree would have " + std::to_string(count_ + added) +
-                    " nodes (at most " + std::to_string(limits_.max_nodes) + ")");
+      return refuse("the tree would have " + std::to_string(count_ + added) + " nodes (at most " +
+                    std::to_string(limits_.max_nodes) + ")");
     }
     if (auto dup = enter(*op.node, op.parent)) {
       return refuse("node " + shown(*dup) + " is already in the tree");
@@ -181,9 +185,8 @@ class Applier {
                     " children after the detach)");
     }
     if (depth + height(*node) > limits_.max_depth) {
-      return refuse("the moved subtree would reach depth " +
-                    std::to_string(depth + height(*node)) + " (at most " +
-                    std::to_string(limits_.max_depth) + ")");
+      return refuse("the moved subtree would reach depth " + std::to_string(depth + height(*node)) +
+                    " (at most " + std::to_string(limits_.max_depth) + ")");
     }
     parent_[op.id] = op.parent;
     parent->children.insert(parent->children.begin() + static_cast<std::ptrdiff_t>(op.index),

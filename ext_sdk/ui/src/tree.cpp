@@ -154,7 +154,8 @@ struct Validator {
       return refuse(describe(node, parent, index) + ": the tree has more than " +
                     std::to_string(limits.max_nodes) + " nodes");
     }
-    if (auto p = own_problem(node, limits)) return refuse(describe(node, parent, index) + ": " + *p);
+    if (auto p = own_problem(node, limits))
+      return refuse(describe(node, parent, index) + ": " + *p);
     if (!ids.insert(node.id).second) {
       return refuse("node " + shown(node.id) + ": the id is not unique in the tree");
     }
@@ -175,17 +176,23 @@ Result<void> validate_subtree(const Node& root, const Limits& limits, std::size_
 }  // namespace detail
 
 using detail::dump;
-using detail::shown;
 using detail::refuse;
+using detail::shown;
 
 std::string_view to_string(Op::Kind kind) noexcept {
   switch (kind) {
-    case Op::Kind::props: return "props";
-    case Op::Kind::events: return "events";
-    case Op::Kind::insert: return "insert";
-    case Op::Kind::remove: return "remove";
-    case Op::Kind::move: return "move";
-    case Op::Kind::replace: return "replace";
+    case Op::Kind::props:
+      return "props";
+    case Op::Kind::events:
+      return "events";
+    case Op::Kind::insert:
+      return "insert";
+    case Op::Kind::remove:
+      return "remove";
+    case Op::Kind::move:
+      return "move";
+    case Op::Kind::replace:
+      return "replace";
   }
   return "?";
 }
@@ -332,8 +339,8 @@ struct NodeReader {
       if (!it->is_array()) return refuse(self + ": children is not an array");
       node.children.reserve(it->size());
       for (std::size_t i = 0; i < it->size(); ++i) {
-        auto child = read((*it)[i], depth + 1,
-                          "child #" + std::to_string(i) + " of node " + shown(node.id));
+        auto child =
+            read((*it)[i], depth + 1, "child #" + std::to_string(i) + " of node " + shown(node.id));
         if (!child) return child;
         node.children.push_back(std::move(*child));
       }
@@ -369,8 +376,8 @@ Result<Op> op_from_json(const Value& json, const Limits& limits, std::size_t ind
     op.parent = std::move(*parent);
     auto at = unsigned_field(json, "index", what);
     if (!at) return tl::unexpected(at.error());
-    if (*at > limits.max_nodes) return refuse(what + ": index " + std::to_string(*at) +
-                                              " is beyond any tree's size");
+    if (*at > limits.max_nodes)
+      return refuse(what + ": index " + std::to_string(*at) + " is beyond any tree's size");
     op.index = static_cast<std::size_t>(*at);
     return {};
   };
@@ -547,9 +554,9 @@ Result<Frame> decode_frame(std::string_view text, const Limits& limits) {
     }
   } else if (*kind == "patch") {
     frame.kind = Frame::Kind::patch;
-    if (auto ok = only_fields(
-            json, {"v", "kind", "extension", "seq", "base", "t", "ops", "events_done"},
-            "patch frame");
+    if (auto ok =
+            only_fields(json, {"v", "kind", "extension", "seq", "base", "t", "ops", "events_done"},
+                        "patch frame");
         !ok) {
       return tl::unexpected(ok.error());
     }

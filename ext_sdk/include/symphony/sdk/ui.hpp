@@ -66,7 +66,9 @@ class Element {
     props_[key] = std::move(value);
     return *this;
   }
-  Element&& prop(const std::string& key, Value value) && { return std::move(prop(key, std::move(value))); }
+  Element&& prop(const std::string& key, Value value) && {
+    return std::move(prop(key, std::move(value)));
+  }
   // Binds `handler` to this node's `event` (a second on() for one event replaces the first).
   Element& on(std::string event, Handler handler) &;
   Element&& on(std::string event, Handler handler) && {
@@ -107,7 +109,7 @@ Element heading(std::string id, std::string text, int level = 1);
 Element text(std::string id, std::string text);
 Element badge(std::string id, std::string text, std::string tone = "default");
 Element stat(std::string id, std::string label, Value value, std::string unit = "");
-Element button(std::string id, std::string label);  // .on("click", ...)
+Element button(std::string id, std::string label);      // .on("click", ...)
 Element input(std::string id, std::string value = "");  // .on("change"/"submit", ...)
 Element list(std::string id, std::vector<Element> items = {});
 Element table(std::string id, std::vector<std::string> columns, std::vector<Element> rows = {});
