@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -274,6 +275,16 @@ int cmd_up(const Globals& g, double duration_s) {
   std::string out = "\nsymphony host on bus '" + bus + "' (pid " + std::to_string(::getpid()) +
                     "): " + std::to_string(count) + " extension(s)\n\n";
   if (count > 0 && body) out += extension_table(body->raw("extensions").value_or("[]"), false);
+  // The UI gateway writes ui.json before it says ready; give a slow one a few seconds more.
+  auto ui = (*host)->ui();
+  const bool has_gateway = std::any_of(
+      (*host)->config().extensions.begin(), (*host)->config().extensions.end(),
+      [](const supervisor::Manifest& m) { return m.executable.filename() == "ui-gateway"; });
+  for (int i = 0; !ui && has_gateway && i < 60; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ui = (*host)->ui();
+  }
+  if (ui) out += "\nUI: " + ui->url + "\n";
   const std::string flag = " --bus " + bus;
   out += "\nlogs:    " + (*host)->log_dir().string() + "\n";
   out += "admin:   " + (*host)->admin()->endpoint() +

@@ -92,6 +92,18 @@ std::string tail_log(const fs::path& log_file, std::size_t lines) {
   return text.substr(at);
 }
 
+std::optional<UiEndpoint> read_ui_endpoint(const fs::path& runtime_dir) {
+  const std::string text = read_whole(runtime_dir / kUiFile);
+  if (text.empty()) return std::nullopt;
+  auto json = JsonReader::parse(text);
+  if (!json) return std::nullopt;
+  UiEndpoint ui;
+  ui.url = json->string("url").value_or("");
+  ui.port = static_cast<int>(json->integer("port").value_or(0));
+  if (ui.url.rfind("http://", 0) != 0 || ui.port <= 0 || ui.port > 65535) return std::nullopt;
+  return ui;
+}
+
 struct Host::Impl {
   HostConfig config;
   HostOptions options;
@@ -103,10 +115,13 @@ struct Host::Impl {
   // Set once the supervisor runs and every extension was added: the admin endpoint serves
   // from the start (it holds the bus's lock), and says "starting" until then.
   std::atomic<bool> ready{false};
+  bool owns_ui_file = false;  // we hold the bus's lock, so ui.json is ours to remove
 
   ~Impl() {
     admin.reset();       // first: no verb may reach a host that is going away
     supervisor.reset();  // stops every extension
+    std::error_code ec;  // the gateway's address dies with it
+    if (owns_ui_file) fs::remove(runtime_dir / kUiFile, ec);
   }
 
   engine::Result<std::string> extension_arg(const JsonReader& args) const {
@@ -159,6 +174,7 @@ struct Host::Impl {
                                              .count()))
           .add("extensions", static_cast<std::int64_t>(config.extensions.size()))
           .add("admin", admin ? admin->endpoint() : std::string())
+          .add_raw("ui", ui_json())
           .str();
     }
     if (method == "ext.list") {
@@ -253,6 +269,12 @@ struct Host::Impl {
   fs::path log_dir() const {
     return config.log_dir.empty() ? runtime_dir / "logs" : config.log_dir;
   }
+
+  std::string ui_json() const {
+    const auto ui = read_ui_endpoint(runtime_dir);
+    if (!ui) return "null";
+    return JsonObject().add("url", ui->url).add("port", ui->port).str();
+  }
 };
 
 Host::Host(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -272,6 +294,9 @@ fs::path Host::log_dir() const {
 }
 const AdminServer* Host::admin() const noexcept {
   return impl_->admin.get();
+}
+std::optional<UiEndpoint> Host::ui() const {
+  return read_ui_endpoint(impl_->runtime_dir);
 }
 
 engine::Result<std::string> Host::handle(const std::string& method, const JsonReader& args) {
@@ -307,6 +332,11 @@ engine::Result<std::unique_ptr<Host>> Host::start(HostConfig config, HostOptions
                                     });
     if (!admin) return tl::unexpected(admin.error());
     impl->admin = std::move(*admin);
+    // We hold the bus now: a ui.json left by an earlier host names a dead gateway (its token
+    // is not reused across hosts).
+    std::error_code ec;
+    fs::remove(impl->runtime_dir / kUiFile, ec);
+    impl->owns_ui_file = true;
   }
   auto bus = Bus::open({.name = cfg.bus, .runtime_dir = {}});
   if (!bus) return tl::unexpected(bus.error());

@@ -4,7 +4,7 @@
 //
 // Admin methods (AdminServer, admin.hpp), their args and reply bodies:
 //   host.info                       {bus, pid, runtime_dir, log_dir, config, uptime_ms,
-//                                    extensions, admin}
+//                                    extensions, admin, ui: {url, port} or null}
 //   ext.list                        {extensions:[<instance>...]}      (figures of every instance)
 //   ext.start|ext.stop|ext.restart  {id}  -> {extension, instances:[<instance>...]}
 //   ext.update                      {id, manifest (a path the host can read), timeout_ms?}
@@ -25,6 +25,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "symphony/cli/admin.hpp"
@@ -33,6 +34,20 @@
 #include "symphony/supervisor/supervisor.hpp"
 
 namespace symphony::cli {
+
+// The UI gateway (ext_sdk/gateway) writes its address to <runtime dir>/ui.json, mode 0600:
+// {"url":"http://127.0.0.1:<port>/?token=<hex>","port":<port>,"token":"<hex>"}. The host removes
+// a stale one when it starts and the file when it stops; the gateway keeps the token and port
+// across its own restarts.
+inline constexpr const char* kUiFile = "ui.json";
+
+struct UiEndpoint {
+  std::string url;
+  int port = 0;
+};
+
+// ui.json in `runtime_dir`, if there is a well-formed one.
+std::optional<UiEndpoint> read_ui_endpoint(const std::filesystem::path& runtime_dir);
 
 struct HostOptions {
   bool admin = true;  // serve the admin endpoint
@@ -53,6 +68,8 @@ class Host {
   const std::filesystem::path& runtime_dir() const noexcept;
   std::filesystem::path log_dir() const;
   const AdminServer* admin() const noexcept;  // nullptr without one
+  // The UI gateway's address, once a gateway among the extensions has written it.
+  std::optional<UiEndpoint> ui() const;
 
   // Waits until no instance is on its way up (STARTING, RUNNING, or CRASHED waiting for a
   // restart), or `timeout`. True if settled.
