@@ -66,13 +66,26 @@ std::vector<std::size_t> longest_increasing(const std::vector<std::size_t>& seq)
   return out;
 }
 
+std::size_t count(const Node& node) {
+  std::size_t n = 1;
+  for (const auto& child : node.children) n += count(child);
+  return n;
+}
+
 std::size_t position(const std::vector<std::string_view>& list, std::string_view id) {
   return static_cast<std::size_t>(std::find(list.begin(), list.end(), id) - list.begin());
 }
 
 class Differ {
  public:
-  Differ(const Node& before, const Node& after) : before_(before), after_(after) {
+  Differ(const Node& before, const Node& after, std::size_t old_count, std::size_t new_count)
+      : before_(before), after_(after) {
+    old_.reserve(old_count);
+    new_.reserve(new_count);
+    children_.reserve(old_count);
+    parent_.reserve(old_count);
+    kept_.reserve(new_count);
+    order_.reserve(new_count);
     index_tree(before, {}, old_);
     index_tree(after, {}, new_);
     for (const auto& [id, where] : old_) {
@@ -117,6 +130,7 @@ class Differ {
   void props_and_events(std::string_view id) {
     const Node& a = *old_.at(id).node;
     const Node& b = *new_.at(id).node;
+    if (a.props == b.props && a.events == b.events) return;  // most nodes: no op to build
     Op op;
     op.kind = Op::Kind::props;
     op.id = b.id;
@@ -156,12 +170,15 @@ class Differ {
 
   // Sweep 1: destroyed children of kept nodes whose subtrees hold nothing kept.
   void remove_unreachable() {
+    auto gone = [&](std::string_view child) {
+      return !kept(child) && !candidates_.contains(child) && !holds_kept(child);
+    };
     for (std::string_view parent : order_) {
-      const auto list = children_[parent];  // a copy: emit_remove edits it
+      const auto& current = children_[parent];
+      if (std::none_of(current.begin(), current.end(), gone)) continue;
+      const auto list = current;  // a copy: emit_remove edits it
       for (std::string_view child : list) {
-        if (!kept(child) && !candidates_.contains(child) && !holds_kept(child)) {
-          emit_remove(child);
-        }
+        if (gone(child)) emit_remove(child);
       }
     }
   }
@@ -173,6 +190,14 @@ class Differ {
     for (const auto& child : node.children) {
       if (kept(child.id) || candidates_.contains(child.id)) wanted.push_back(child.id);
     }
+    if (here != wanted) reorder(node.id, here, wanted);
+    for (const auto& child : node.children) {
+      if (kept(child.id)) place(child);
+    }
+  }
+
+  void reorder(std::string_view parent, std::vector<std::string_view>& here,
+               const std::vector<std::string_view>& wanted) {
     std::unordered_map<std::string_view, std::size_t> at;
     for (std::size_t i = 0; i < here.size(); ++i) at.emplace(here[i], i);
     std::vector<std::size_t> positions;
@@ -192,18 +217,15 @@ class Differ {
         from.erase(from.begin() + static_cast<std::ptrdiff_t>(position(from, id)));
         const std::size_t index = previous.empty() ? 0 : position(here, previous) + 1;
         here.insert(here.begin() + static_cast<std::ptrdiff_t>(index), id);
-        parent_[id] = node.id;
+        parent_[id] = parent;
         Op op;
         op.kind = Op::Kind::move;
         op.id = std::string(id);
-        op.parent = node.id;
+        op.parent = std::string(parent);
         op.index = index;
         patch_.push_back(std::move(op));
       }
       previous = id;
-    }
-    for (const auto& child : node.children) {
-      if (kept(child.id)) place(child);
     }
   }
 
@@ -227,7 +249,11 @@ class Differ {
       if (clashes(id, id)) fallback_.insert(id);
     }
     for (std::string_view parent : order_) {
-      const auto list = children_[parent];
+      const auto& current = children_[parent];
+      if (std::all_of(current.begin(), current.end(), [&](auto c) { return in_place(c); })) {
+        continue;
+      }
+      const auto list = current;  // a copy: emit_remove edits it
       for (std::string_view child : list) {
         if (!in_place(child)) emit_remove(child);
       }
@@ -281,7 +307,7 @@ Patch diff(const Node& before, const Node& after) {
     op.node = after;
     return {std::move(op)};
   }
-  return Differ(before, after).run();
+  return Differ(before, after, count(before), count(after)).run();
 }
 
 }  // namespace symphony::ui
