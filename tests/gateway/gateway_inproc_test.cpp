@@ -437,6 +437,20 @@ TEST_F(GatewayInProcess, ARestartedGatewayKeepsTokenAndPort) {
   EXPECT_EQ(c->text_of("fake", "counter"), "1");
 }
 
+TEST_F(GatewayInProcess, StopsPromptlyWithIdleConnectionsOpen) {
+  start();
+  auto browser = attach();
+  net::io_context ioc;
+  tcp::socket idle(ioc);  // an HTTP keep-alive connection that sends nothing
+  idle.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), gw_->port()));
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  gw_.reset();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 2s) << "the supervisor's stop grace is 2 s";
+  std::printf("gateway stopped in %.1f ms\n", std::chrono::duration<double, std::milli>(took).count());
+}
+
 TEST_F(GatewayInProcess, ManyBrowsersAndPublishersConcurrently) {
   start();
   std::atomic<bool> stop{false};

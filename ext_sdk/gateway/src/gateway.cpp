@@ -1414,7 +1414,10 @@ Gateway::Impl::~Impl() {
       acceptor.close(ec);
       ticker.cancel();
       for (const auto& s : std::vector(sessions.begin(), sessions.end())) s->close_now();
+      // Not waiting for idle HTTP keep-alive connections (their read lasts up to 30 s): what is
+      // left pending is destroyed with the io_context.
       work.reset();
+      ioc.stop();
     });
     io_thread.join();
   }
