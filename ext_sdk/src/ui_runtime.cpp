@@ -214,9 +214,13 @@ void UiRuntime::loop() {
     }
 
     lock.lock();
-    // A snapshot request before the first render renders at once (it must show something).
-    const bool due =
-        active_ && dirty_ && (Clock::now() >= next_render_ || (!snapshots.empty() && !tree_));
+    // A snapshot request before the first render renders at once (it must show something), and
+    // so do handled events: the coalescing interval is for streams of state changes, and a
+    // user's click must not wait behind the last tick's render (events are few: the gateway
+    // bounds them per browser, and every event queued meanwhile shares this one render).
+    const bool due = active_ && dirty_ &&
+                     (Clock::now() >= next_render_ || (active && !events.empty()) ||
+                      (!snapshots.empty() && !tree_));
     const bool force = need_snapshot_;
     const bool still_active = active_;
     if (due) {

@@ -103,7 +103,7 @@ export function symphony(bus, args, { json = true } = {}) {
 }
 
 export function instances(bus) {
-  return symphony(bus, ['ext', 'list']).extensions;
+  return symphony(bus, ["ext", "list"]); // a JSON array of every instance's figures
 }
 
 export function instanceOf(bus, id) {

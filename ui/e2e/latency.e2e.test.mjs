@@ -33,7 +33,7 @@ const results = {};
 before(async () => {
   host = await startHost({
     extensions: [
-      { id: 'ui-probe', executable: probeExecutable(), args: ['--tick-ms', '50'] },
+      { id: 'ui-probe', executable: probeExecutable(), args: ['--tick-ms', process.env.PROBE_TICK ?? '50'] },
       { id: 'ui-probe-fast', executable: probeExecutable(), args: ['--rate-hz', '1000'] },
     ],
   });
@@ -101,6 +101,15 @@ test('latency: click -> extension handler -> patch -> rendered', async () => {
     },
     { what: '40 clicks rendered' },
   );
+  // Where the time goes: the frame with the handler's result reaching the browser.
+  const frames = await page.evaluate(() =>
+    window.__symphony.frames.filter((f) => f.extension === 'ui-probe'),
+  );
+  const received = events
+    .map((e) => frames.find((f) => f.seq >= e.tree_seq && f.t_received >= e.t_sent))
+    .map((f, i) => (f ? f.t_received - events[i].t_sent : NaN))
+    .filter((x) => !Number.isNaN(x));
+  results.click_to_frame_received = summary(received);
   results.click_to_rendered = summary(events.map((e) => e.t_rendered - e.t_sent));
   results.click_to_acked = summary(events.map((e) => e.t_acked - e.t_sent));
   console.log('click -> rendered', results.click_to_rendered);

@@ -1093,6 +1093,10 @@ void Gateway::Impl::accept() {
       if (ec == net::error::operation_aborted) return;
       log(LogLevel::warn, "accept: " + ec.message());
     } else {
+      // Small frames (a patch, an ack) must leave at once: with Nagle's algorithm a write that
+      // follows an unacknowledged one waits for the browser's delayed ACK (40 ms on Linux).
+      beast::error_code nodelay_error;
+      socket.set_option(tcp::no_delay(true), nodelay_error);
       std::make_shared<HttpConnection>(*this, std::move(socket))->read();
     }
     accept();

@@ -225,6 +225,23 @@ describe("events and acks", () => {
   });
 });
 
+describe("when frames reach React", () => {
+  it("a state change waits for the scheduled flush; the answer to an event does not", async () => {
+    const { engine, frame } = testEngine(); // its scheduler runs only when frame() is called
+    engine.receive(snapshot("fx", 1, tree));
+    frame();
+    engine.receive(patch("fx", 2, [{ op: "props", id: "a", set: { text: "tick" } }]));
+    await Promise.resolve();
+    expect(engine.getState().extensions.fx.seq).toBe(1);
+    frame();
+    expect(engine.getState().extensions.fx.seq).toBe(2);
+    engine.receive(patch("fx", 3, [{ op: "props", id: "a", set: { text: "clicked" } }], { events_done: [7] }));
+    await Promise.resolve();
+    expect(engine.getState().extensions.fx.seq).toBe(3);
+    expect(engine.getState().extensions.fx.nodes.get("a")!.props.text).toBe("clicked");
+  });
+});
+
 describe("latency probe records", () => {
   it("frames get t_received at once and t_rendered at their commit; events get t_rendered from tree_seq", () => {
     const { engine, frame } = testEngine();

@@ -68,7 +68,7 @@ export interface EngineOptions {
   send?: (msg: ClientMsg) => boolean;
   /** Called when the gateway speaks another protocol version. */
   reload?: () => void;
-  /** Schedules flush(); requestAnimationFrame by default. */
+  /** Schedules flush(); by default at once when idle, else at the next animation frame. */
   schedule?: (cb: () => void) => void;
   log?: Pick<Console, "warn" | "error">;
   probe?: Probe;
@@ -84,10 +84,27 @@ function rank(state: string): number {
   return i < 0 ? STATE_RANK.length : i;
 }
 
-const defaultSchedule = (cb: () => void) => {
-  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => cb());
-  else setTimeout(cb, 16);
-};
+// Leading edge when idle, then at most once per animation frame: a frame that arrives after a
+// quiet frame's worth of time goes to React at once (waiting for the next animation frame added
+// a whole frame, 16 ms, to a click's answer), while a burst is coalesced into the next one.
+const FRAME_MS = 16;
+function idleFirstSchedule(): (cb: () => void) => void {
+  let lastFlush = -Infinity;
+  const clock = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
+  return (cb) => {
+    if (clock() - lastFlush >= FRAME_MS) {
+      lastFlush = clock();
+      queueMicrotask(cb);
+      return;
+    }
+    const later = () => {
+      lastFlush = clock();
+      cb();
+    };
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(later);
+    else setTimeout(later, FRAME_MS);
+  };
+}
 
 export class Engine {
   readonly store: StoreApi<AppState>;
@@ -113,7 +130,7 @@ export class Engine {
   constructor(opts: EngineOptions = {}) {
     this.send = opts.send ?? (() => false);
     this.reload = opts.reload ?? (() => location.reload());
-    this.schedule = opts.schedule ?? defaultSchedule;
+    this.schedule = opts.schedule ?? idleFirstSchedule();
     this.log = opts.log ?? console;
     this.probe = opts.probe ?? new Probe();
     this.resyncInterval = opts.resyncIntervalMs ?? 1000;
@@ -251,7 +268,8 @@ export class Engine {
           t_received: tReceived,
           events_done: msg.events_done,
         });
-        this.markDirty(ext.id);
+        // The answer to a user's event is shown at once, not at the next animation frame.
+        this.markDirty(ext.id, (msg.events_done?.length ?? 0) > 0);
         return;
       }
       case "gone": {
@@ -360,8 +378,13 @@ export class Engine {
     this.requestFlush();
   }
 
-  private markDirty(id: string) {
+  private markDirty(id: string, urgent = false) {
     this.dirty.add(id);
+    if (urgent) {
+      // Ahead of a scheduled flush: that one then finds nothing left to do.
+      queueMicrotask(() => this.flush());
+      return;
+    }
     this.requestFlush();
   }
 
