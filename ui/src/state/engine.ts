@@ -1,5 +1,6 @@
 // The app's core, outside React: applies every gateway message to per-extension trees the moment
-// it arrives, and hands the result to React at most once per animation frame (flush()). A burst
+// it arrives, and hands the result to React at once when idle (or when the frame answers a
+// user's event), else at most once per animation frame (flush()). A burst
 // of patches between two frames costs their application only; React renders the latest state
 // once, so a fast stream cannot build a backlog.
 

@@ -50,7 +50,7 @@
 // as frames on the SDK's own topic ui/<id> (exempt from the declared-topics check: the manifest
 // does not list it), a snapshot first, then patches against the last frame (or a snapshot when
 // it is smaller). Renders are coalesced: at most one per UiOptions::min_interval (16 ms), at
-// once after a quiet spell. The SDK answers "symphony.ui.snapshot" and "symphony.ui.event"
+// once after a quiet spell or a handled event. The SDK answers "symphony.ui.snapshot" and "symphony.ui.event"
 // itself. Publishing starts when the publishers bind (after on_start) and stops at a drain; a
 // successor's first frame is a snapshot with seq 1 (seq restarts with the process).
 
@@ -161,7 +161,8 @@ class Extension {
   // The extension's user interface: `view` returns the tree to show (ui.hpp), built from the
   // author's state, with handlers bound to its nodes. Before run(). Rendered on the UI thread
   // when publishing starts and after each ui_changed(), and after every handled event (a
-  // handler need not call ui_changed()); coalesced to one render per options.min_interval.
+  // handler need not call ui_changed()); coalesced to one render per options.min_interval,
+  // except right after handled events (answers to a user are not held back).
   // A render that throws or breaks a protocol bound (duplicate ids, too deep, too many nodes,
   // a frame over 256 KiB) is not published: the previous tree stays, the reason is logged once.
   // A handler that throws makes the event's reply an error; the extension goes on.
