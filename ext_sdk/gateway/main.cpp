@@ -4,7 +4,10 @@
 //   ui-gateway [--port N] [--static DIR]      (run by the host: symphony up)
 
 #include <charconv>
+#include <mutex>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include <symphony/sdk/extension.hpp>
 
@@ -45,6 +48,7 @@ GatewayOptions parse_args(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   symphony::sdk::Extension ext;
   std::unique_ptr<symphony::gateway::Gateway> gateway;
+  std::mutex gateway_mutex;  // on_event runs on the SDK's events thread
 
   ext.on_start([&] {
     GatewayOptions options = parse_args(ext.args());
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
     auto started = symphony::gateway::Gateway::start(
         options, symphony::gateway::admin_link(ext.bus_name()));
     if (!started) throw std::runtime_error(started.error().message);
+    std::lock_guard lock(gateway_mutex);
     gateway = std::move(*started);
     // The token stays out of the log: it is in ui.json (0600) and `symphony up` prints it.
     ext.log().info("serving http://127.0.0.1:{}/ (token and URL in {})", gateway->port(),
@@ -75,6 +80,28 @@ int main(int argc, char** argv) {
                    if (!gateway) return symphony::sdk::fail("not started");
                    return gateway->stats_json();
                  });
-  ext.on_stop([&] { gateway.reset(); });
+  // The supervisor broadcasts every lifecycle transition as the state key "supervisor/<id>/<n>"
+  // ({extension, instance, state, reason, pid, restarts, ...}): browsers see a CRASHED that
+  // lasts milliseconds, which the host's ext.list, polled, would miss.
+  ext.on_event([&](const symphony::sdk::Event& event) {
+    if (event.kind != "state") return;
+    const auto body = nlohmann::json::parse(event.body, nullptr, false);
+    if (!body.is_object() || !body.value("key", std::string()).starts_with("supervisor/")) return;
+    const auto& v = body.value("value", nlohmann::json::object());
+    if (!v.is_object() || !v.contains("extension") || !v.contains("state")) return;
+    symphony::gateway::InstanceStatus status;
+    status.id = v.value("extension", std::string());
+    status.instance = v.value("instance", 0);
+    status.state = v.value("state", std::string());
+    status.reason = v.value("reason", std::string());
+    status.pid = v.value("pid", std::int64_t{0});
+    status.restarts = v.value("restarts", std::uint64_t{0});
+    std::lock_guard lock(gateway_mutex);
+    if (gateway) gateway->lifecycle_changed(status);
+  });
+  ext.on_stop([&] {
+    std::lock_guard lock(gateway_mutex);
+    gateway.reset();
+  });
   return ext.run(argc, argv);
 }

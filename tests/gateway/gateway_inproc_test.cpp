@@ -101,14 +101,15 @@ class GatewayInProcess : public ::testing::Test {
     if (auto run = engine::runtime_dir_path(bus_name_)) fs::remove_all(*run, ec);
   }
 
-  void start(bool with_static = true, std::uint16_t port = 0) {
+  void start(bool with_static = true, std::uint16_t port = 0,
+             std::chrono::milliseconds poll_period = 50ms) {
     GatewayOptions o;
     o.bus = bus_name_;
     o.id = "ui-gateway";
     o.port = port;
     o.runtime_dir = dir_ / "run";
     if (with_static) o.static_dir = dir_ / "static";
-    o.poll_period = 50ms;
+    o.poll_period = poll_period;
     o.topic_period = 50ms;
     o.dashboard_period = 100ms;
     o.log = [this](LogLevel, const std::string& line) {
@@ -193,6 +194,24 @@ TEST_F(GatewayInProcess, AttachGetsHelloStatesAndSnapshotsThenPatches) {
   // The dashboard lists the fake extension with a restart button, refreshed by patches.
   ASSERT_TRUE(c.read_until([&](const Json&) { return !c.text_of("ui-gateway", "ext:fake/0:pid").empty(); }));
   EXPECT_EQ(c.text_of("ui-gateway", "ext:fake/0:pid"), "4242");
+}
+
+TEST_F(GatewayInProcess, LifecycleEventsReachBrowsersWithoutWaitingForThePoll) {
+  start(true, 0, 60s);  // ext.list once at start, then not for a minute
+  auto c = attach();
+  gateway::InstanceStatus crashed;
+  crashed.id = "fake";
+  crashed.state = "CRASHED";
+  crashed.reason = "killed by signal 9 (SIGKILL)";
+  crashed.pid = 4242;
+  gw_->lifecycle_changed(crashed);
+  std::string reason;
+  ASSERT_TRUE(c->read_until([&](const Json& j) {
+    if (j["kind"] != "state" || j["extension"] != "fake" || j["state"] != "CRASHED") return false;
+    reason = j["reason"];
+    return true;
+  }));
+  EXPECT_EQ(reason, "killed by signal 9 (SIGKILL)");
 }
 
 TEST_F(GatewayInProcess, GapAndInvalidFramesResync) {

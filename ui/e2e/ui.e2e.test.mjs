@@ -33,8 +33,10 @@ before(async () => {
         executable: path.join(paths.extensions, 'file-explorer', 'file-explorer'),
         args: ['--root', filesRoot],
         checkpoint_bytes: 4096,
-        // A visible CRASHED: the restart waits 1.5 s.
-        restart: '{ policy = "backoff", initial_ms = 1500, factor = 2, cap_ms = 5000 }',
+        // As in the demo: CRASHED for 100 ms before the restart. The gateway forwards the
+        // supervisor's lifecycle broadcast at once (its ext.list poll, every 200 ms, would
+        // often miss it).
+        restart: '{ policy = "backoff", initial_ms = 100, factor = 2, cap_ms = 5000 }',
       },
       { id: 'ui-probe', executable: probeExecutable(), args: ['--tick-ms', '100'] },
     ],

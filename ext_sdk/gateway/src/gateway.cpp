@@ -148,6 +148,15 @@ std::string ack_refused(std::uint64_t seq, const std::string& why) {
   return message({{"v", 1}, {"kind", "ack"}, {"seq", seq}, {"ok", false}, {"error", why}});
 }
 
+Text state_message(const InstanceStatus& s) {
+  return text_of(message({{"v", 1},
+                          {"kind", "state"},
+                          {"extension", s.id},
+                          {"state", s.state},
+                          {"reason", s.reason},
+                          {"instance", s.instance}}));
+}
+
 std::string error_message(const std::string& why) {
   return message({{"v", 1}, {"kind", "error"}, {"message", why}});
 }
@@ -223,6 +232,7 @@ struct Gateway::Impl {
   std::atomic<bool> stopping{false};
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
+  bool poll_now = false;  // under stop_mutex: a lifecycle event arrived
   std::thread io_thread, bus_thread, topics_thread, poll_thread;
 
   std::atomic<std::size_t> browsers{0};
@@ -254,6 +264,13 @@ struct Gateway::Impl {
   bool sleep_for(std::chrono::milliseconds d) {
     std::unique_lock lock(stop_mutex);
     return !stop_cv.wait_for(lock, d, [&] { return stopping.load(); });
+  }
+  // The poll thread's sleep: also ends early when a lifecycle event asks for a poll.
+  bool sleep_until_poll(std::chrono::milliseconds d) {
+    std::unique_lock lock(stop_mutex);
+    stop_cv.wait_for(lock, d, [&] { return stopping.load() || poll_now; });
+    poll_now = false;
+    return !stopping.load();
   }
 
   // ---- the mirror ---------------------------------------------------------------------------
@@ -1249,7 +1266,17 @@ void Gateway::Impl::poll_loop() {
       next_dashboard = Clock::now() + opt.dashboard_period;
       refresh_dashboard();
     }
-  } while (sleep_for(opt.poll_period));
+  } while (sleep_until_poll(opt.poll_period));
+}
+
+void Gateway::lifecycle_changed(const InstanceStatus& s) {
+  Impl& gw = *impl_;
+  gw.broadcast_state(s.id + "/" + std::to_string(s.instance), state_message(s));
+  {
+    std::lock_guard lock(gw.stop_mutex);
+    gw.poll_now = true;
+  }
+  gw.stop_cv.notify_all();
 }
 
 void Gateway::Impl::poll_host() {
@@ -1274,12 +1301,7 @@ void Gateway::Impl::poll_host() {
     const auto prev = seen.find(key);
     if (prev == seen.end() || prev->second.status.state != s.state ||
         prev->second.status.reason != s.reason || prev->second.status.pid != s.pid) {
-      broadcast_state(key, text_of(message({{"v", 1},
-                                            {"kind", "state"},
-                                            {"extension", s.id},
-                                            {"state", s.state},
-                                            {"reason", s.reason},
-                                            {"instance", s.instance}})));
+      broadcast_state(key, state_message(s));
     }
     if (prev != seen.end()) {
       const auto& p = prev->second.status;

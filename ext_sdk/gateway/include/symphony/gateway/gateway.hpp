@@ -138,6 +138,11 @@ class Gateway {
   GatewayStats stats() const;
   std::string stats_json() const;
 
+  // A lifecycle event from the host (the supervisor's state broadcast, which the SDK hands to
+  // on_event): its state goes to browsers at once, and the host is polled now. Polling alone
+  // (every poll_period) misses a CRASHED that lasts less than a period. Any thread.
+  void lifecycle_changed(const InstanceStatus& status);
+
   struct Impl;
 
  private:
