@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <functional>
 
+#include "symphony/cli/text.hpp"  // human_bytes: sizes as symphony ext list shows them
+
 namespace symphony::gateway {
 
 namespace {
@@ -30,16 +32,6 @@ std::string fixed(double value, int digits) {
   return buffer;
 }
 
-std::string bytes_text(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  return fixed(value, unit == 0 ? 0 : 1) + " " + units[unit];
-}
 
 std::string duration_text(std::int64_t ns) {
   const std::int64_t s = ns / 1'000'000'000;
@@ -107,7 +99,7 @@ ui::Node build_dashboard(const DashboardInput& in) {
     cells.push_back(text(key + ":pid", running ? std::to_string(s.pid) : "-", true));
     cells.push_back(text(key + ":restarts", std::to_string(s.restarts)));
     cells.push_back(text(key + ":cpu", running && row.cpu_percent ? fixed(*row.cpu_percent, 1) : "-"));
-    cells.push_back(text(key + ":rss", running ? bytes_text(s.rss_bytes) : "-"));
+    cells.push_back(text(key + ":rss", running ? cli::human_bytes(s.rss_bytes) : "-"));
     cells.push_back(text(key + ":uptime", running ? duration_text(s.uptime_ns) : "-"));
     cells.push_back(text(key + ":reason", s.reason));
     if (s.instance == 0) {
