@@ -378,7 +378,11 @@ void UiRuntime::render(bool force_snapshot) {
   std::lock_guard lock(mutex_);
   counters_.seq = seq_;
   if (!delivered) {
-    need_snapshot_ = true;  // receivers missed this frame: the next one must stand alone
+    // Receivers missed this frame: the next one must stand alone, and it must come even if
+    // nothing changes any more (else a browser stays behind after a burst's last frame), so
+    // render again after the interval until a frame gets through.
+    need_snapshot_ = true;
+    dirty_ = true;
   } else if (is_snapshot) {
     ++counters_.snapshots;
   } else {

@@ -31,9 +31,10 @@ class FakeUi {
   bool ok() const { return out_.has_value(); }
   const std::string& id() const { return id_; }
 
-  void publish_snapshot() {
+  // False when the topic refused it (all slots busy): like the SDK, try again.
+  bool publish_snapshot() {
     std::lock_guard lock(mutex_);
-    publish(snapshot().dump());
+    return publish(snapshot().dump());
   }
   void bump(std::size_t pad = 0) {
     std::lock_guard lock(mutex_);
@@ -56,7 +57,7 @@ class FakeUi {
     std::lock_guard lock(mutex_);
     return seq_;
   }
-  std::atomic<std::uint64_t> snapshots{0}, events{0};
+  std::atomic<std::uint64_t> snapshots{0}, events{0}, publish_failures{0};
 
   engine::Result<std::string> call(const std::string& method, const std::string& payload) {
     std::lock_guard lock(mutex_);
@@ -104,10 +105,14 @@ class FakeUi {
                   {"t", now_ms()}, {"ops", ops}})
                 .dump());
   }
-  void publish(const std::string& text) {
-    if (out_) {
-      (void)out_->try_publish(std::as_bytes(std::span<const char>(text.data(), text.size())));
+  bool publish(const std::string& text) {
+    if (!out_) return false;
+    if (out_->try_publish(std::as_bytes(std::span<const char>(text.data(), text.size()))) ==
+        engine::RingStatus::ok) {
+      return true;
     }
+    ++publish_failures;
+    return false;
   }
 
   std::string id_;
