@@ -59,6 +59,31 @@ class UiProbeTest : public SupervisorFixture {
     sub_.emplace(std::move(*sub));
   }
 
+  // Frames a second over `window` of reading, by the frames' seq and their own publish times
+  // (robust to discards); nullopt without two frames. `span_ms`: the publish times covered.
+  struct FrameRate {
+    double per_s = 0;
+    double span_ms = 0;
+  };
+  std::optional<FrameRate> frame_rate(std::chrono::milliseconds window) {
+    std::optional<std::uint64_t> from;
+    std::uint64_t to = 0;
+    double t_from = 0, t_to = 0;
+    const auto until = Clock::now() + window;
+    while (Clock::now() < until) {
+      auto f = next(100ms);
+      if (!f) continue;
+      if (!from) {
+        from = f->seq;
+        t_from = f->t_ms;
+      }
+      to = f->seq;
+      t_to = f->t_ms;
+    }
+    if (!from || t_to <= t_from) return std::nullopt;
+    return FrameRate{static_cast<double>(to - *from) / ((t_to - t_from) / 1000.0), t_to - t_from};
+  }
+
   // The next frame (nullopt after `timeout`).
   std::optional<sui::Frame> next(std::chrono::milliseconds timeout = 10s) {
     const auto until = Clock::now() + timeout;
@@ -262,24 +287,10 @@ TEST_F(UiProbeTest, AThousandChangesASecondRenderAtMostAboutSixtyTimes) {
   ASSERT_TRUE(first);
   // Count frames by their seq over two seconds (robust to discards), after a settling time.
   std::this_thread::sleep_for(300ms);
-  std::optional<std::uint64_t> from;
-  std::uint64_t to = 0;
-  double t_from = 0, t_to = 0;  // the frames' own publish times
-  const auto began = Clock::now();
-  const auto until = began + 2s;
-  while (Clock::now() < until) {
-    auto f = next(100ms);
-    if (!f) continue;
-    if (!from) {
-      from = f->seq;
-      t_from = f->t_ms;
-    }
-    to = f->seq;
-    t_to = f->t_ms;
-  }
-  ASSERT_TRUE(from);
-  ASSERT_GT(t_to - t_from, 1000.0);
-  const double rate = static_cast<double>(to - *from) / ((t_to - t_from) / 1000.0);
+  const auto measured = frame_rate(2s);
+  ASSERT_TRUE(measured);
+  ASSERT_GT(measured->span_ms, 1000.0);
+  const double rate = measured->per_s;
   std::printf("1 kHz ui_changed(): %.1f frames/s\n", rate);
   EXPECT_LE(rate, 70.0);
   EXPECT_GE(rate, kSanitized ? 5.0 : 30.0);
@@ -412,22 +423,9 @@ TEST_F(SamplePanelTest, DataOperatorChartsAtMostSixtyRendersASecond) {
   healthy("data-operator");
   ASSERT_TRUE(next());
   std::this_thread::sleep_for(1200ms);
-  std::optional<std::uint64_t> from;
-  std::uint64_t to = 0;
-  double t_from = 0, t_to = 0;
-  const auto until = Clock::now() + 1500ms;
-  while (Clock::now() < until) {
-    auto f = next(100ms);
-    if (!f) continue;
-    if (!from) {
-      from = f->seq;
-      t_from = f->t_ms;
-    }
-    to = f->seq;
-    t_to = f->t_ms;
-  }
-  ASSERT_TRUE(from);
-  const double rate = static_cast<double>(to - *from) / ((t_to - t_from) / 1000.0);
+  const auto measured = frame_rate(1500ms);
+  ASSERT_TRUE(measured);
+  const double rate = measured->per_s;
   std::printf("data-operator panel: %.1f frames/s\n", rate);
   EXPECT_LE(rate, 70.0);
   auto snap = sui::decode_frame(*call("symphony.ui.snapshot", "{}"));
